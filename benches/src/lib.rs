@@ -1,0 +1,3 @@
+//! Benchmarks of smux-rs and the side-by-side comparison runner.
+//!
+//! Not written yet: this crate has no benchmarks until the benches issue lands.

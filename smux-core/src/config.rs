@@ -1,0 +1,469 @@
+//! Session configuration: xtaci/smux's `Config` with its defaults and rules, plus a few knobs
+//! Go does not have.
+//!
+//! # How the three buffer knobs relate
+//!
+//! * [`max_frame_size`](Config::max_frame_size) is how a *sender* cuts its data: each PSH
+//!   frame carries at most this many bytes. A receiver takes any frame up to 65535 bytes
+//!   whatever its own setting, so the two sides need not agree.
+//! * [`max_receive_buffer`](Config::max_receive_buffer) is a *session-wide* receive budget
+//!   (a token bucket, in both versions): every byte that arrives for a stream and has not yet
+//!   been read by the application spends it; reading refunds it. While it is spent the
+//!   connection is not read at all, so one stream nobody reads stalls the whole session in
+//!   version 1.
+//! * [`max_stream_buffer`](Config::max_stream_buffer) is the *per-stream* window, and only
+//!   version 2 uses it: the receiver tells the sender (in UPD frames) that it may have this
+//!   many bytes in flight on that stream. A slow reader then stalls only its own stream.
+//!
+//! Worked example, version 2 with the defaults (frame 32 KiB, receive buffer 4 MiB, stream
+//! buffer 64 KiB): each stream may have at most 64 KiB unread at the receiver (the very first
+//! burst may reach 256 KiB, because a sender starts from Go's assumed window of 262144 until
+//! the first UPD arrives), cut into frames of at most 32 KiB. 64 streams whose readers all
+//! stall hold 64 × 64 KiB = 4 MiB, the whole session budget: only then does the session stop
+//! reading. In version 1 a single stalled stream can take the full 4 MiB. To carry one fast
+//! stream over a long fat pipe, raise the stream buffer towards the bandwidth-delay product
+//! (e.g. 100 Mbit/s × 80 ms ≈ 1 MiB) and the receive buffer to a multiple of it.
+//!
+//! # Coming from the crate `smux` 0.2
+//!
+//! Its `ConfigBuilder` methods keep their names here: `version`, `keep_alive_interval`,
+//! `keep_alive_timeout`, `max_frame_size`, `max_receive_buffer`, `max_stream_buffer` and
+//! `enable_keep_alive`. Durations are [`Duration`]s and sizes `usize`s; `build()` returns
+//! a `Result` instead of panicking on a bad value.
+
+use crate::frame::{Version, MAX_PAYLOAD_LEN};
+use std::time::Duration;
+
+/// A validated session configuration. Build one with [`Config::builder`], or take
+/// [`Config::default`] (Go's defaults).
+///
+/// ```
+/// use std::time::Duration;
+/// use smux_core::Config;
+///
+/// let config = Config::builder()
+///     .version(2)
+///     .keep_alive_interval(Duration::from_secs(5))
+///     .max_stream_buffer(256 * 1024)
+///     .build()?;
+/// assert_eq!(config.max_frame_size(), 32768);
+/// # Ok::<(), smux_core::ConfigError>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Config {
+    version: Version,
+    keep_alive: bool,
+    keep_alive_interval: Duration,
+    keep_alive_timeout: Duration,
+    max_frame_size: usize,
+    max_receive_buffer: usize,
+    max_stream_buffer: usize,
+    max_stream_send_buffer: usize,
+    accept_backlog: usize,
+    max_streams: usize,
+    close_timeout: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            version: Version::V1,
+            keep_alive: true,
+            keep_alive_interval: Duration::from_secs(10),
+            keep_alive_timeout: Duration::from_secs(30),
+            max_frame_size: 32768,
+            max_receive_buffer: 4 * 1024 * 1024,
+            max_stream_buffer: 65536,
+            max_stream_send_buffer: 256 * 1024,
+            accept_backlog: 1024,
+            max_streams: 65536,
+            close_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+impl Config {
+    /// A builder starting from the defaults.
+    pub fn builder() -> ConfigBuilder {
+        ConfigBuilder {
+            config: Self::default(),
+            invalid_version: None,
+        }
+    }
+
+    /// A builder starting from this configuration, to change a few fields.
+    pub fn to_builder(&self) -> ConfigBuilder {
+        ConfigBuilder {
+            config: self.clone(),
+            invalid_version: None,
+        }
+    }
+
+    /// The protocol version (Go: `Version`, default 1). Both sides must use the same.
+    pub fn version(&self) -> Version {
+        self.version
+    }
+
+    /// Whether keepalive is on (Go: `!KeepAliveDisabled`, default on).
+    pub fn keep_alive(&self) -> bool {
+        self.keep_alive
+    }
+
+    /// How often a NOP is sent (Go: `KeepAliveInterval`, default 10 s).
+    pub fn keep_alive_interval(&self) -> Duration {
+        self.keep_alive_interval
+    }
+
+    /// How long the session waits for any frame from the peer before it closes
+    /// (Go: `KeepAliveTimeout`, default 30 s). The clock runs only while the session is
+    /// willing to read, so a slow local reader never gets its own session closed.
+    pub fn keep_alive_timeout(&self) -> Duration {
+        self.keep_alive_timeout
+    }
+
+    /// The largest PSH payload this side sends (Go: `MaxFrameSize`, default 32768).
+    pub fn max_frame_size(&self) -> usize {
+        self.max_frame_size
+    }
+
+    /// The session-wide receive budget in bytes (Go: `MaxReceiveBuffer`, default 4 MiB).
+    pub fn max_receive_buffer(&self) -> usize {
+        self.max_receive_buffer
+    }
+
+    /// The per-stream window advertised in version 2 (Go: `MaxStreamBuffer`, default 64 KiB).
+    pub fn max_stream_buffer(&self) -> usize {
+        self.max_stream_buffer
+    }
+
+    /// Not in Go: how many bytes a stream's writes may queue before `write` waits for the
+    /// connection (default 256 KiB). Bounds outbound memory per stream.
+    pub fn max_stream_send_buffer(&self) -> usize {
+        self.max_stream_send_buffer
+    }
+
+    /// Not in Go: how many incoming streams may wait to be accepted (default 1024, Go's
+    /// fixed backlog). Past it a peer's SYN is refused with a FIN instead of stalling the
+    /// session as Go does. 0 refuses every incoming stream.
+    pub fn accept_backlog(&self) -> usize {
+        self.accept_backlog
+    }
+
+    /// Not in Go: the most streams open at once, both directions together (default 65536).
+    /// Past it a local open fails and a peer's SYN is refused.
+    pub fn max_streams(&self) -> usize {
+        self.max_streams
+    }
+
+    /// Not in Go: how long closing a session may spend flushing queued frames before it
+    /// closes the connection anyway (default 30 s).
+    pub fn close_timeout(&self) -> Duration {
+        self.close_timeout
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let nonzero = |field, value: Duration| {
+            check(field, value, !value.is_zero(), "must be greater than zero")
+        };
+        nonzero("keep_alive_interval", self.keep_alive_interval)?;
+        nonzero("keep_alive_timeout", self.keep_alive_timeout)?;
+        nonzero("close_timeout", self.close_timeout)?;
+        if self.keep_alive {
+            check(
+                "keep_alive_timeout",
+                self.keep_alive_timeout,
+                self.keep_alive_timeout >= self.keep_alive_interval,
+                "must be at least keep_alive_interval when keepalive is on",
+            )?;
+        }
+        check(
+            "max_frame_size",
+            self.max_frame_size,
+            (1..=MAX_PAYLOAD_LEN).contains(&self.max_frame_size),
+            "must be between 1 and 65535",
+        )?;
+        let i32_max = i32::MAX as usize;
+        check(
+            "max_receive_buffer",
+            self.max_receive_buffer,
+            (1..=i32_max).contains(&self.max_receive_buffer),
+            "must be between 1 and 2147483647 (i32::MAX)",
+        )?;
+        check(
+            "max_stream_buffer",
+            self.max_stream_buffer,
+            self.max_stream_buffer >= 1 && self.max_stream_buffer <= self.max_receive_buffer,
+            "must be between 1 and max_receive_buffer",
+        )?;
+        check(
+            "max_stream_send_buffer",
+            self.max_stream_send_buffer,
+            (1..=i32_max).contains(&self.max_stream_send_buffer),
+            "must be between 1 and 2147483647 (i32::MAX)",
+        )?;
+        check(
+            "max_streams",
+            self.max_streams,
+            self.max_streams >= 1,
+            "must be at least 1",
+        )
+    }
+}
+
+fn check(
+    field: &'static str,
+    value: impl std::fmt::Debug,
+    ok: bool,
+    rule: &'static str,
+) -> Result<(), ConfigError> {
+    if ok {
+        Ok(())
+    } else {
+        Err(ConfigError {
+            field,
+            value: format!("{value:?}"),
+            rule,
+        })
+    }
+}
+
+/// Builds a [`Config`]; [`build`](ConfigBuilder::build) validates it.
+#[derive(Debug, Clone)]
+#[must_use = "a builder does nothing until build() is called"]
+pub struct ConfigBuilder {
+    config: Config,
+    /// A version byte that names no version, kept so that `build()` can report it.
+    invalid_version: Option<u8>,
+}
+
+/// A value for [`ConfigBuilder::version`]: a [`Version`] or its number.
+pub trait IntoVersion {
+    /// The version, or the number that names none.
+    fn into_version(self) -> Result<Version, u8>;
+}
+
+impl IntoVersion for Version {
+    fn into_version(self) -> Result<Version, u8> {
+        Ok(self)
+    }
+}
+
+impl IntoVersion for u8 {
+    fn into_version(self) -> Result<Version, u8> {
+        Version::from_u8(self).ok_or(self)
+    }
+}
+
+impl ConfigBuilder {
+    /// Protocol version, 1 or 2 (a [`Version`] or its number).
+    pub fn version(mut self, version: impl IntoVersion) -> Self {
+        match version.into_version() {
+            Ok(v) => {
+                self.config.version = v;
+                self.invalid_version = None;
+            }
+            Err(byte) => self.invalid_version = Some(byte),
+        }
+        self
+    }
+
+    /// Turns keepalive on or off (smux 0.2's name; Go: `KeepAliveDisabled`, inverted).
+    pub fn enable_keep_alive(mut self, on: bool) -> Self {
+        self.config.keep_alive = on;
+        self
+    }
+
+    /// See [`Config::keep_alive_interval`].
+    pub fn keep_alive_interval(mut self, interval: Duration) -> Self {
+        self.config.keep_alive_interval = interval;
+        self
+    }
+
+    /// See [`Config::keep_alive_timeout`].
+    pub fn keep_alive_timeout(mut self, timeout: Duration) -> Self {
+        self.config.keep_alive_timeout = timeout;
+        self
+    }
+
+    /// See [`Config::max_frame_size`].
+    pub fn max_frame_size(mut self, bytes: usize) -> Self {
+        self.config.max_frame_size = bytes;
+        self
+    }
+
+    /// See [`Config::max_receive_buffer`].
+    pub fn max_receive_buffer(mut self, bytes: usize) -> Self {
+        self.config.max_receive_buffer = bytes;
+        self
+    }
+
+    /// See [`Config::max_stream_buffer`].
+    pub fn max_stream_buffer(mut self, bytes: usize) -> Self {
+        self.config.max_stream_buffer = bytes;
+        self
+    }
+
+    /// See [`Config::max_stream_send_buffer`].
+    pub fn max_stream_send_buffer(mut self, bytes: usize) -> Self {
+        self.config.max_stream_send_buffer = bytes;
+        self
+    }
+
+    /// See [`Config::accept_backlog`].
+    pub fn accept_backlog(mut self, streams: usize) -> Self {
+        self.config.accept_backlog = streams;
+        self
+    }
+
+    /// See [`Config::max_streams`].
+    pub fn max_streams(mut self, streams: usize) -> Self {
+        self.config.max_streams = streams;
+        self
+    }
+
+    /// See [`Config::close_timeout`].
+    pub fn close_timeout(mut self, timeout: Duration) -> Self {
+        self.config.close_timeout = timeout;
+        self
+    }
+
+    /// Validates the configuration with Go's `VerifyConfig` rules and ours.
+    pub fn build(self) -> Result<Config, ConfigError> {
+        if let Some(byte) = self.invalid_version {
+            return Err(ConfigError {
+                field: "version",
+                value: byte.to_string(),
+                rule: "must be 1 or 2",
+            });
+        }
+        self.config.validate()?;
+        Ok(self.config)
+    }
+}
+
+/// A configuration value that breaks a rule. The message names the field, the value and
+/// the rule, e.g. `invalid config: max_frame_size = 65536: must be between 1 and 65535`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid config: {field} = {value}: {rule}")]
+pub struct ConfigError {
+    field: &'static str,
+    value: String,
+    rule: &'static str,
+}
+
+impl ConfigError {
+    /// The field's name, as the builder method that sets it.
+    pub fn field(&self) -> &'static str {
+        self.field
+    }
+
+    /// The rejected value, as text.
+    pub fn value(&self) -> &str {
+        &self.value
+    }
+
+    /// The rule it breaks.
+    pub fn rule(&self) -> &'static str {
+        self.rule
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_gos() {
+        let c = Config::default();
+        assert_eq!(c.version(), Version::V1);
+        assert!(c.keep_alive());
+        assert_eq!(c.keep_alive_interval(), Duration::from_secs(10));
+        assert_eq!(c.keep_alive_timeout(), Duration::from_secs(30));
+        assert_eq!(c.max_frame_size(), 32768);
+        assert_eq!(c.max_receive_buffer(), 4194304);
+        assert_eq!(c.max_stream_buffer(), 65536);
+        assert_eq!(c.accept_backlog(), 1024);
+        assert_eq!(c.close_timeout(), Duration::from_secs(30));
+        assert_eq!(Config::builder().build().unwrap(), c);
+    }
+
+    fn err(b: ConfigBuilder) -> ConfigError {
+        b.build().unwrap_err()
+    }
+
+    #[test]
+    fn frame_size_65536_names_65535() {
+        let e = err(Config::builder().max_frame_size(65536));
+        assert_eq!(e.field(), "max_frame_size");
+        assert_eq!(e.value(), "65536");
+        assert!(e.to_string().contains("65535"), "{e}");
+        assert_eq!(err(Config::builder().max_frame_size(0)).field(), "max_frame_size");
+        assert!(Config::builder().max_frame_size(65535).build().is_ok());
+    }
+
+    #[test]
+    fn version_must_be_1_or_2() {
+        for v in [0u8, 3, 255] {
+            let e = err(Config::builder().version(v));
+            assert_eq!((e.field(), e.value()), ("version", &*v.to_string()));
+        }
+        assert_eq!(Config::builder().version(2).build().unwrap().version(), Version::V2);
+        // A later valid call overrides an earlier invalid one.
+        assert!(Config::builder().version(7).version(Version::V1).build().is_ok());
+    }
+
+    #[test]
+    fn keepalive_rules() {
+        let e = err(Config::builder()
+            .keep_alive_interval(Duration::from_secs(10))
+            .keep_alive_timeout(Duration::from_secs(5)));
+        assert_eq!(e.field(), "keep_alive_timeout");
+        assert!(e.rule().contains("keep_alive_interval"));
+        // With keepalive off, the ordering rule does not apply (as in Go)...
+        assert!(Config::builder()
+            .enable_keep_alive(false)
+            .keep_alive_timeout(Duration::from_secs(5))
+            .build()
+            .is_ok());
+        // ...but a zero duration is never accepted.
+        for b in [
+            Config::builder().keep_alive_interval(Duration::ZERO),
+            Config::builder().keep_alive_timeout(Duration::ZERO),
+            Config::builder().close_timeout(Duration::ZERO),
+        ] {
+            assert!(err(b).rule().contains("greater than zero"));
+        }
+    }
+
+    #[test]
+    fn buffer_rules() {
+        assert_eq!(err(Config::builder().max_receive_buffer(0)).field(), "max_receive_buffer");
+        let e = err(Config::builder().max_receive_buffer(i32::MAX as usize + 1));
+        assert_eq!(e.value(), "2147483648");
+        assert!(Config::builder()
+            .max_receive_buffer(i32::MAX as usize)
+            .build()
+            .is_ok());
+        assert_eq!(err(Config::builder().max_stream_buffer(0)).field(), "max_stream_buffer");
+        // The stream buffer may not exceed the receive buffer, in version 1 too (as in Go).
+        let e = err(Config::builder()
+            .max_receive_buffer(1000)
+            .max_stream_buffer(1001));
+        assert_eq!(e.field(), "max_stream_buffer");
+        assert_eq!(err(Config::builder().max_streams(0)).field(), "max_streams");
+        assert_eq!(
+            err(Config::builder().max_stream_send_buffer(0)).field(),
+            "max_stream_send_buffer"
+        );
+    }
+
+    #[test]
+    fn to_builder_keeps_fields() {
+        let c = Config::builder().version(2).accept_backlog(0).build().unwrap();
+        let d = c.to_builder().max_frame_size(1000).build().unwrap();
+        assert_eq!(d.version(), Version::V2);
+        assert_eq!(d.accept_backlog(), 0);
+        assert_eq!(d.max_frame_size(), 1000);
+    }
+}
