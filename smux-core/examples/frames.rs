@@ -28,11 +28,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for frame in &frames {
         frame.encode(version, &mut wire)?;
     }
-    println!("{} frames, {} bytes on the wire (version {version}):", frames.len(), wire.len());
+    println!(
+        "{} frames, {} bytes on the wire (version {version}):",
+        frames.len(),
+        wire.len()
+    );
     let mut rest = &wire[..];
     while let Some((frame, used)) = Frame::decode(rest, version)? {
         let hex: Vec<String> = rest[..used].iter().map(|b| format!("{b:02x}")).collect();
-        println!("  {:<3} sid {:<2} {}", frame.cmd(), frame.sid(), hex.join(" "));
+        println!(
+            "  {:<3} sid {:<2} {}",
+            frame.cmd(),
+            frame.sid(),
+            hex.join(" ")
+        );
         rest = &rest[used..];
     }
     assert!(rest.is_empty());

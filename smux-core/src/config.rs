@@ -398,7 +398,10 @@ mod tests {
         assert_eq!(e.field(), "max_frame_size");
         assert_eq!(e.value(), "65536");
         assert!(e.to_string().contains("65535"), "{e}");
-        assert_eq!(err(Config::builder().max_frame_size(0)).field(), "max_frame_size");
+        assert_eq!(
+            err(Config::builder().max_frame_size(0)).field(),
+            "max_frame_size"
+        );
         assert!(Config::builder().max_frame_size(65535).build().is_ok());
     }
 
@@ -408,9 +411,16 @@ mod tests {
             let e = err(Config::builder().version(v));
             assert_eq!((e.field(), e.value()), ("version", &*v.to_string()));
         }
-        assert_eq!(Config::builder().version(2).build().unwrap().version(), Version::V2);
+        assert_eq!(
+            Config::builder().version(2).build().unwrap().version(),
+            Version::V2
+        );
         // A later valid call overrides an earlier invalid one.
-        assert!(Config::builder().version(7).version(Version::V1).build().is_ok());
+        assert!(Config::builder()
+            .version(7)
+            .version(Version::V1)
+            .build()
+            .is_ok());
     }
 
     #[test]
@@ -438,14 +448,20 @@ mod tests {
 
     #[test]
     fn buffer_rules() {
-        assert_eq!(err(Config::builder().max_receive_buffer(0)).field(), "max_receive_buffer");
+        assert_eq!(
+            err(Config::builder().max_receive_buffer(0)).field(),
+            "max_receive_buffer"
+        );
         let e = err(Config::builder().max_receive_buffer(i32::MAX as usize + 1));
         assert_eq!(e.value(), "2147483648");
         assert!(Config::builder()
             .max_receive_buffer(i32::MAX as usize)
             .build()
             .is_ok());
-        assert_eq!(err(Config::builder().max_stream_buffer(0)).field(), "max_stream_buffer");
+        assert_eq!(
+            err(Config::builder().max_stream_buffer(0)).field(),
+            "max_stream_buffer"
+        );
         // The stream buffer may not exceed the receive buffer, in version 1 too (as in Go).
         let e = err(Config::builder()
             .max_receive_buffer(1000)
@@ -460,7 +476,11 @@ mod tests {
 
     #[test]
     fn to_builder_keeps_fields() {
-        let c = Config::builder().version(2).accept_backlog(0).build().unwrap();
+        let c = Config::builder()
+            .version(2)
+            .accept_backlog(0)
+            .build()
+            .unwrap();
         let d = c.to_builder().max_frame_size(1000).build().unwrap();
         assert_eq!(d.version(), Version::V2);
         assert_eq!(d.accept_backlog(), 0);

@@ -119,7 +119,9 @@ impl fmt::Display for Cmd {
 #[non_exhaustive]
 pub enum FrameError {
     /// The header's version byte is not the session's.
-    #[error("frame with version {found} on a version {expected} session (cmd byte {cmd}, sid {sid})")]
+    #[error(
+        "frame with version {found} on a version {expected} session (cmd byte {cmd}, sid {sid})"
+    )]
     VersionMismatch {
         /// The session's version.
         expected: Version,
@@ -407,7 +409,10 @@ mod tests {
             length: 0x0102,
             sid: 0x0304_0506,
         };
-        assert_eq!(h.encode(Version::V2), [2, 2, 0x02, 0x01, 0x06, 0x05, 0x04, 0x03]);
+        assert_eq!(
+            h.encode(Version::V2),
+            [2, 2, 0x02, 0x01, 0x06, 0x05, 0x04, 0x03]
+        );
     }
 
     #[test]
@@ -519,7 +524,11 @@ mod tests {
         .encode(Version::V1, &mut buf)
         .unwrap();
         for cut in 0..buf.len() {
-            assert_eq!(Frame::decode(&buf[..cut], Version::V1), Ok(None), "cut {cut}");
+            assert_eq!(
+                Frame::decode(&buf[..cut], Version::V1),
+                Ok(None),
+                "cut {cut}"
+            );
         }
     }
 
