@@ -22,7 +22,10 @@
 //! ```
 
 pub mod config;
+pub mod error;
 pub mod frame;
+pub mod proto;
 
 pub use config::{Config, ConfigBuilder, ConfigError};
+pub use error::{CloseReason, OpenError, ProtocolError, StreamError};
 pub use frame::Version;

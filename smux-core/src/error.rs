@@ -1,0 +1,122 @@
+//! Typed errors. What the peer did wrong ([`ProtocolError`]) is kept apart from what the
+//! caller did wrong ([`StreamError`], [`OpenError`]) and from why a session ended
+//! ([`CloseReason`]).
+
+use crate::frame::FrameError;
+use std::io;
+use std::time::Duration;
+
+/// The peer broke the protocol. The session is closed at once when this happens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProtocolError {
+    /// A malformed frame header.
+    #[error(transparent)]
+    Frame(#[from] FrameError),
+    /// A version-2 peer sent more unread data on a stream than any window it was given
+    /// allows (the initial 262144 bytes or our stream buffer, plus one frame).
+    #[error("peer ignored the flow-control window on sid {sid}: {buffered} bytes unread, limit {limit}")]
+    WindowExceeded {
+        /// The stream.
+        sid: u32,
+        /// Bytes buffered and unread on it.
+        buffered: usize,
+        /// The most a well-behaved peer can have sent.
+        limit: usize,
+    },
+    /// An UPD frame reported more bytes consumed than we ever sent on the stream.
+    #[error("UPD for sid {sid} reports {consumed} bytes consumed, but only {written} were sent")]
+    ConsumedBeyondWritten {
+        /// The stream.
+        sid: u32,
+        /// The `consumed` field of the UPD (wrapping counter).
+        consumed: u32,
+        /// Our wrapping count of bytes sent on the stream.
+        written: u32,
+    },
+    /// The peer opened streams past our accept backlog faster than the refusals could be
+    /// sent back.
+    #[error("peer opened too many streams past the accept backlog (sid {sid}): {pending} refusals pending")]
+    RefusalFlood {
+        /// The SYN that overflowed the refusal queue.
+        sid: u32,
+        /// Refusal FINs still waiting to be sent.
+        pending: usize,
+    },
+}
+
+/// Why a session ended. Every pending and later operation reports it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CloseReason {
+    /// The application closed the session.
+    #[error("session closed locally")]
+    Local,
+    /// The peer closed the connection (end of file on the transport).
+    #[error("peer closed the connection")]
+    PeerClosed,
+    /// No frame arrived from the peer within the keepalive timeout.
+    #[error("keepalive timeout: no frame from the peer for {0:?}")]
+    KeepaliveTimeout(Duration),
+    /// The peer broke the protocol.
+    #[error("protocol error: {0}")]
+    Protocol(#[from] ProtocolError),
+    /// Reading or writing the connection failed.
+    #[error("connection failed: {message}")]
+    Io {
+        /// The error's kind.
+        kind: io::ErrorKind,
+        /// The error's text.
+        message: String,
+    },
+}
+
+impl CloseReason {
+    /// A reason for a failed transport read or write.
+    pub fn io(err: &io::Error) -> Self {
+        CloseReason::Io {
+            kind: err.kind(),
+            message: err.to_string(),
+        }
+    }
+}
+
+/// A stream operation could not be done.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StreamError {
+    /// Not now: no data to read, or no room to write. Try again after the stream's
+    /// readiness changes.
+    #[error("operation would block")]
+    Blocked,
+    /// Writing after the stream was finished (half-closed) or closed locally.
+    #[error("stream is closed for writing")]
+    WriteClosed,
+    /// The stream was closed locally, or never existed.
+    #[error("unknown or closed stream")]
+    UnknownStream,
+    /// The session ended.
+    #[error("session ended: {0}")]
+    SessionClosed(CloseReason),
+}
+
+/// A stream could not be opened.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpenError {
+    /// [`Config::max_streams`](crate::Config::max_streams) streams are open.
+    #[error("too many streams: {limit} are open")]
+    TooManyStreams {
+        /// The configured limit.
+        limit: usize,
+    },
+    /// Every stream id of this side was used (Go: `ErrGoAway`); open a new session.
+    #[error("stream ids exhausted: open a new session")]
+    IdsExhausted,
+    /// The session is shutting down and takes no new streams.
+    #[error("session is shutting down")]
+    ShuttingDown,
+    /// The session ended.
+    #[error("session ended: {0}")]
+    SessionClosed(CloseReason),
+}

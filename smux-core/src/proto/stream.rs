@@ -1,0 +1,141 @@
+//! One stream's state inside the engine: its receive queue, its send buffer and its
+//! version-2 flow-control counters.
+
+use bytes::{Buf, Bytes, BytesMut};
+use std::collections::VecDeque;
+
+/// The window a version-2 sender assumes before the peer's first UPD (Go's
+/// `initialPeerWindow`), whatever the peer's configuration.
+pub(crate) const INITIAL_PEER_WINDOW: u32 = 262_144;
+
+#[derive(Debug)]
+pub(crate) struct StreamState {
+    /// Received payloads not yet read, in order.
+    pub(crate) recv: VecDeque<Bytes>,
+    /// Sum of `recv`'s lengths.
+    pub(crate) recv_len: usize,
+    /// Bytes written by the application and not yet framed.
+    pub(crate) send: BytesMut,
+
+    /// The peer's FIN arrived.
+    pub(crate) fin_received: bool,
+    /// The application finished or closed its writing side; a FIN follows the queued data.
+    pub(crate) fin_queued: bool,
+    /// Our FIN is on its way.
+    pub(crate) fin_sent: bool,
+    /// The application let go of the stream: inbound data is dropped uncharged and the
+    /// state is freed once our FIN is out.
+    pub(crate) released: bool,
+    /// Both FINs crossed and every byte was read: buffers are freed, only the id stays
+    /// reserved until the application lets go.
+    pub(crate) done: bool,
+
+    /// Version 2 receiver: bytes read by the application (wrapping), and bytes read since
+    /// the last UPD.
+    pub(crate) num_read: u32,
+    pub(crate) incr: u32,
+    /// An UPD for this stream is queued.
+    pub(crate) upd_queued: bool,
+
+    /// Version 2 sender: bytes framed (wrapping), the peer's last `consumed`, its window.
+    pub(crate) num_written: u32,
+    pub(crate) peer_consumed: u32,
+    pub(crate) peer_window: u32,
+
+    /// In the round-robin queue of streams with something to send.
+    pub(crate) scheduled: bool,
+    /// In the engine's queue of streams whose readiness changed.
+    pub(crate) dirty: bool,
+    /// A reader found nothing and waits.
+    pub(crate) read_waiting: bool,
+    /// Readiness to report in the next event.
+    pub(crate) wake_read: bool,
+    pub(crate) wake_write: bool,
+    /// A writer blocked on a full buffer, or a flush waits for the buffer to empty.
+    pub(crate) write_waiting: bool,
+    pub(crate) flush_waiting: bool,
+}
+
+impl StreamState {
+    pub(crate) fn new() -> Self {
+        Self {
+            recv: VecDeque::new(),
+            recv_len: 0,
+            send: BytesMut::new(),
+            fin_received: false,
+            fin_queued: false,
+            fin_sent: false,
+            released: false,
+            done: false,
+            num_read: 0,
+            incr: 0,
+            upd_queued: false,
+            num_written: 0,
+            peer_consumed: 0,
+            peer_window: INITIAL_PEER_WINDOW,
+            scheduled: false,
+            dirty: false,
+            read_waiting: false,
+            wake_read: false,
+            wake_write: false,
+            write_waiting: false,
+            flush_waiting: false,
+        }
+    }
+
+    /// Bytes the version-2 window lets us send now.
+    pub(crate) fn window_available(&self) -> usize {
+        let inflight = self.num_written.wrapping_sub(self.peer_consumed) as i32;
+        (i64::from(self.peer_window) - i64::from(inflight)).max(0) as usize
+    }
+
+    /// Copies buffered data into `buf`; returns how much.
+    pub(crate) fn read_into(&mut self, buf: &mut [u8]) -> usize {
+        let mut n = 0;
+        while n < buf.len() {
+            let Some(front) = self.recv.front_mut() else {
+                break;
+            };
+            let take = front.len().min(buf.len() - n);
+            buf[n..n + take].copy_from_slice(&front[..take]);
+            front.advance(take);
+            if front.is_empty() {
+                self.recv.pop_front();
+            }
+            n += take;
+        }
+        self.recv_len -= n;
+        n
+    }
+
+    /// Takes up to `max` bytes of the next buffered chunk without copying.
+    pub(crate) fn read_chunk(&mut self, max: usize) -> Option<Bytes> {
+        let front = self.recv.front_mut()?;
+        let chunk = if front.len() <= max {
+            self.recv.pop_front()?
+        } else {
+            front.split_to(max)
+        };
+        self.recv_len -= chunk.len();
+        Some(chunk)
+    }
+
+    /// Drops every unread byte; returns how many.
+    pub(crate) fn discard_recv(&mut self) -> usize {
+        let n = self.recv_len;
+        self.recv = VecDeque::new();
+        self.recv_len = 0;
+        n
+    }
+
+    /// Something is waiting to be framed: data, or a FIN after it.
+    pub(crate) fn has_pending_send(&self) -> bool {
+        !self.send.is_empty() || (self.fin_queued && !self.fin_sent)
+    }
+
+    /// Frees what a finished stream no longer needs.
+    pub(crate) fn shrink(&mut self) {
+        self.recv = VecDeque::new();
+        self.send = BytesMut::new();
+    }
+}
