@@ -15,7 +15,9 @@ pub enum ProtocolError {
     Frame(#[from] FrameError),
     /// A version-2 peer sent more unread data on a stream than any window it was given
     /// allows (the initial 262144 bytes or our stream buffer, plus one frame).
-    #[error("peer ignored the flow-control window on sid {sid}: {buffered} bytes unread, limit {limit}")]
+    #[error(
+        "peer ignored the flow-control window on sid {sid}: {buffered} bytes unread, limit {limit}"
+    )]
     WindowExceeded {
         /// The stream.
         sid: u32,

@@ -62,7 +62,9 @@ pub use transmit::Transmit;
 
 use crate::config::Config;
 use crate::error::{CloseReason, OpenError, ProtocolError, StreamError};
-use crate::frame::{Cmd, Header, Version, WindowUpdate, HEADER_LEN, MAX_PAYLOAD_LEN, UPD_PAYLOAD_LEN};
+use crate::frame::{
+    Cmd, Header, Version, WindowUpdate, HEADER_LEN, MAX_PAYLOAD_LEN, UPD_PAYLOAD_LEN,
+};
 use bytes::{Buf, Bytes, BytesMut};
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
@@ -151,7 +153,11 @@ enum Control {
 enum RxState {
     Header,
     /// Inside a PSH payload: `remaining` bytes for `sid`, buffered if `keep`.
-    Payload { sid: u32, remaining: usize, keep: bool },
+    Payload {
+        sid: u32,
+        remaining: usize,
+        keep: bool,
+    },
 }
 
 /// The session's lifecycle.
@@ -161,7 +167,9 @@ enum Phase {
     /// Refusing new streams; closes once no stream is left.
     Draining,
     /// Flushing queued frames until done or the deadline.
-    Closing { deadline: Instant },
+    Closing {
+        deadline: Instant,
+    },
     Closed(CloseReason),
 }
 
@@ -347,7 +355,9 @@ impl Engine {
         }
         if let Some(deadline) = self.rx_deadline {
             if now >= deadline {
-                self.end(CloseReason::KeepaliveTimeout(self.config.keep_alive_timeout()));
+                self.end(CloseReason::KeepaliveTimeout(
+                    self.config.keep_alive_timeout(),
+                ));
                 return;
             }
         }
@@ -687,8 +697,7 @@ impl Engine {
     /// Notes a clock reading: restarts the keepalive clock if reading resumed, and moves a
     /// draining session whose streams are all gone to closing.
     fn clock(&mut self, now: Instant) {
-        if self.phase == Phase::Draining && self.live_streams == 0 && self.accept_queue.is_empty()
-        {
+        if self.phase == Phase::Draining && self.live_streams == 0 && self.accept_queue.is_empty() {
             self.close(now);
         }
         if self.rx_restart {
@@ -1031,7 +1040,10 @@ impl Engine {
                 "sid {sid}: send buffer over its limit"
             );
             assert!(!s.done || s.recv_len == 0, "sid {sid}: done with data");
-            assert!(!s.released || s.recv_len == 0, "sid {sid}: released with data");
+            assert!(
+                !s.released || s.recv_len == 0,
+                "sid {sid}: released with data"
+            );
             if !s.done && !s.released {
                 live += 1;
             }
@@ -1039,21 +1051,39 @@ impl Engine {
         }
         // Each flag set matches exactly one queue entry.
         for (queue, flag, name) in [
-            (&self.active, (|s: &StreamState| s.scheduled) as fn(&StreamState) -> bool, "active"),
+            (
+                &self.active,
+                (|s: &StreamState| s.scheduled) as fn(&StreamState) -> bool,
+                "active",
+            ),
             (&self.dirty, |s: &StreamState| s.dirty, "dirty"),
         ] {
             let flagged = self.streams.values().filter(|s| flag(s)).count();
-            let queued = queue.iter().filter(|sid| self.streams.get(sid).is_some_and(flag)).count();
+            let queued = queue
+                .iter()
+                .filter(|sid| self.streams.get(sid).is_some_and(flag))
+                .count();
             assert_eq!(flagged, queued, "{name} queue and flags disagree");
         }
         assert_eq!(live, self.live_streams, "live stream count");
         assert!(self.live_streams <= self.config.max_streams(), "stream cap");
-        assert!(self.accept_queue.len() <= self.config.accept_backlog(), "backlog");
+        assert!(
+            self.accept_queue.len() <= self.config.accept_backlog(),
+            "backlog"
+        );
         assert!(self.refusals_queued <= MAX_PENDING_REFUSALS, "refusals");
         assert!(self.dirty.len() <= self.streams.len(), "dirty queue");
         assert!(self.active.len() <= self.streams.len(), "active queue");
-        let syns = self.control.iter().filter(|c| matches!(c, Control::Syn(_))).count();
-        let nops = self.control.iter().filter(|c| matches!(c, Control::Nop)).count();
+        let syns = self
+            .control
+            .iter()
+            .filter(|c| matches!(c, Control::Syn(_)))
+            .count();
+        let nops = self
+            .control
+            .iter()
+            .filter(|c| matches!(c, Control::Nop))
+            .count();
         let refusals = self
             .control
             .iter()
@@ -1062,7 +1092,11 @@ impl Engine {
         assert!(nops <= 1, "more than one NOP queued");
         assert_eq!(refusals, self.refusals_queued, "refusal count");
         assert!(syns <= self.streams.len(), "SYN queue");
-        let upds = self.control.iter().filter(|c| matches!(c, Control::Upd(_))).count();
+        let upds = self
+            .control
+            .iter()
+            .filter(|c| matches!(c, Control::Upd(_)))
+            .count();
         assert!(upds >= upd && upds <= self.streams.len() + upd, "UPD queue");
     }
 

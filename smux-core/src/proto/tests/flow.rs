@@ -11,7 +11,9 @@ use std::time::Instant;
 fn open_n(pair: &mut Pair, n: usize) -> Vec<(StreamId, StreamId)> {
     let ids: Vec<StreamId> = (0..n).map(|_| pair.client.engine.open().unwrap()).collect();
     pair.drive();
-    ids.into_iter().map(|c| (c, pair.server.accept().unwrap())).collect()
+    ids.into_iter()
+        .map(|c| (c, pair.server.accept().unwrap()))
+        .collect()
 }
 
 /// Keeps the client writing on every stream in `writers` until nothing moves; returns the
@@ -40,7 +42,11 @@ fn saturate(pair: &mut Pair, writers: &[StreamId], reader: Option<StreamId>) -> 
 
 #[test]
 fn v1_slow_reader_stalls_the_whole_session_at_the_budget() {
-    let config = quiet(1).max_receive_buffer(256 * 1024).max_stream_buffer(1024).build().unwrap();
+    let config = quiet(1)
+        .max_receive_buffer(256 * 1024)
+        .max_stream_buffer(1024)
+        .build()
+        .unwrap();
     let mut pair = Pair::with(config);
     pair.capacity = 64 * 1024;
     let streams = open_n(&mut pair, 2);
@@ -49,8 +55,15 @@ fn v1_slow_reader_stalls_the_whole_session_at_the_budget() {
     // Fill the budget through the stream nobody reads.
     saturate(&mut pair, &[slow_c], None);
     let stats = pair.server.engine.stats();
-    assert!(stats.buffered_in >= 256 * 1024, "budget reached: {}", stats.buffered_in);
-    assert!(stats.buffered_in <= 256 * 1024 + 65535, "one frame over at most");
+    assert!(
+        stats.buffered_in >= 256 * 1024,
+        "budget reached: {}",
+        stats.buffered_in
+    );
+    assert!(
+        stats.buffered_in <= 256 * 1024 + 65535,
+        "one frame over at most"
+    );
     assert!(!pair.server.engine.wants_input());
     // The other stream is stalled too: v1 has only the session budget.
     pair.client.write_some(fast_c, b"blocked");
@@ -72,7 +85,10 @@ fn v2_slow_reader_stalls_only_its_stream() {
     pair.drive();
     saturate(&mut pair, &[slow_c], None);
     let buffered = pair.server.engine.stats().buffered_in;
-    assert!(buffered <= 65536, "the window bounds the slow stream: {buffered}");
+    assert!(
+        buffered <= 65536,
+        "the window bounds the slow stream: {buffered}"
+    );
     // The fast stream keeps flowing: move 4 MiB through it.
     let written = saturate(&mut pair, &[fast_c], Some(fast_s));
     assert_eq!(written[0], 8 << 20);
@@ -93,7 +109,10 @@ fn v2_first_window_is_262144_then_the_peers() {
             _ => 0,
         })
         .sum();
-    assert_eq!(sent, 262_144, "the initial window, whatever the peer's config");
+    assert_eq!(
+        sent, 262_144,
+        "the initial window, whatever the peer's config"
+    );
     // UPD(consumed 262144, window 65536) opens 65536 more.
     client.write(id, &[0; 100_000]).unwrap();
     feed(
@@ -125,8 +144,18 @@ fn v2_counters_wrap_around_u32() {
     let streams = open_n(&mut pair, 1);
     let (c, s) = streams[0];
     let start = u32::MAX - 10_000;
-    pair.client.engine.streams.get_mut(&c.0).unwrap().num_written = start;
-    pair.client.engine.streams.get_mut(&c.0).unwrap().peer_consumed = start;
+    pair.client
+        .engine
+        .streams
+        .get_mut(&c.0)
+        .unwrap()
+        .num_written = start;
+    pair.client
+        .engine
+        .streams
+        .get_mut(&c.0)
+        .unwrap()
+        .peer_consumed = start;
     pair.server.engine.streams.get_mut(&s.0).unwrap().num_read = start;
     let data = Rng::new(5).bytes(1 << 20);
     let mut sent = 0;
@@ -141,7 +170,10 @@ fn v2_counters_wrap_around_u32() {
     });
     assert_eq!(got.len(), data.len());
     assert!(got == data);
-    assert!(pair.client.engine.streams[&c.0].num_written < start, "wrapped");
+    assert!(
+        pair.client.engine.streams[&c.0].num_written < start,
+        "wrapped"
+    );
 }
 
 #[test]
@@ -179,7 +211,11 @@ fn upd_is_sent_on_first_read_and_every_half_window() {
     for _ in 0..4 {
         server.read(s, &mut buf).unwrap();
     }
-    assert_eq!(consumed(&mut server), Vec::<u32>::new(), "400 < half of 1000");
+    assert_eq!(
+        consumed(&mut server),
+        Vec::<u32>::new(),
+        "400 < half of 1000"
+    );
     server.read(s, &mut buf).unwrap();
     assert_eq!(consumed(&mut server), [600], "500 since the last report");
     // Reads before the UPD goes out coalesce into one, with the latest count.
@@ -284,7 +320,11 @@ fn a_control_frame_waits_at_most_one_data_frame() {
     Frame::Syn { sid: b.0 }
         .encode(crate::frame::Version::V1, &mut syn)
         .unwrap();
-    assert_eq!(&bytes[..], &syn[..], "b's SYN goes before a's next data frame");
+    assert_eq!(
+        &bytes[..],
+        &syn[..],
+        "b's SYN goes before a's next data frame"
+    );
 }
 
 #[test]

@@ -11,7 +11,10 @@ use std::time::Instant;
 
 fn engine(version: u8) -> (Engine, Instant) {
     let now = Instant::now();
-    (Engine::new(Role::Server, quiet(version).build().unwrap(), now), now)
+    (
+        Engine::new(Role::Server, quiet(version).build().unwrap(), now),
+        now,
+    )
 }
 
 fn raw(engine: &mut Engine, now: Instant, bytes: &[u8]) {
@@ -205,7 +208,10 @@ fn a_syn_flood_is_refused_then_cut_off() {
         feed(&mut e, now, &[Frame::Syn { sid }]);
         e.assert_invariants();
         sid += 2;
-        assert!(sid < 2 * (MAX_PENDING_REFUSALS as u32 + 10) + 3, "never cut off");
+        assert!(
+            sid < 2 * (MAX_PENDING_REFUSALS as u32 + 10) + 3,
+            "never cut off"
+        );
     }
     assert!(matches!(
         protocol_error(&e),

@@ -96,7 +96,11 @@ fn slow_local_reader_is_not_dropped() {
     // Long past the timeout: the server is not reading its connection, so it does not
     // count the client's silence against it.
     pair.advance(Duration::from_secs(30));
-    assert!(!pair.server.engine.is_closed(), "{:?}", pair.server.engine.close_reason());
+    assert!(
+        !pair.server.engine.is_closed(),
+        "{:?}",
+        pair.server.engine.close_reason()
+    );
     // The reader catches up; everything arrives and the session lives on.
     let mut got = 0;
     pair.drive_app(|p| {

@@ -13,7 +13,10 @@ use pair::{Pair, Rng};
 /// Sends `data[i]` from the client on stream i, echoes it back on the server, and checks
 /// both directions byte for byte. Writes and reads interleave as a real application's would.
 pub(crate) fn echo(pair: &mut Pair, data: &[Vec<u8>], finish: bool) {
-    let ids: Vec<StreamId> = data.iter().map(|_| pair.client.engine.open().unwrap()).collect();
+    let ids: Vec<StreamId> = data
+        .iter()
+        .map(|_| pair.client.engine.open().unwrap())
+        .collect();
     let n = data.len();
     let mut sent = vec![0usize; n];
     let mut finished = vec![false; n];

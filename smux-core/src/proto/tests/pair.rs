@@ -154,7 +154,10 @@ impl Pair {
     pub(crate) fn drive_bounded(&mut self, max_steps: u64) {
         let start = self.steps;
         while self.step() {
-            assert!(self.steps - start < max_steps, "no quiescence after {max_steps} steps");
+            assert!(
+                self.steps - start < max_steps,
+                "no quiescence after {max_steps} steps"
+            );
         }
     }
 

@@ -37,7 +37,7 @@ proptest! {
         pair.latency = Duration::from_millis(latency_ms);
         let mut rng = Rng::new(seed);
         let data: Vec<Vec<u8>> = (0..streams).map(|_| {
-            let len = rng.range(0, 100_000);
+            let len = rng.range(0, 30_000);
             rng.bytes(len)
         }).collect();
         // Streams opened from both sides, alternating.

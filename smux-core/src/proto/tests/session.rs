@@ -37,15 +37,23 @@ pub(crate) fn feed(engine: &mut Engine, now: Instant, frames: &[Frame]) -> Bytes
 #[test]
 fn stream_ids_follow_go() {
     let mut pair = Pair::version(1);
-    let c: Vec<u32> = (0..3).map(|_| pair.client.engine.open().unwrap().0).collect();
-    let s: Vec<u32> = (0..3).map(|_| pair.server.engine.open().unwrap().0).collect();
+    let c: Vec<u32> = (0..3)
+        .map(|_| pair.client.engine.open().unwrap().0)
+        .collect();
+    let s: Vec<u32> = (0..3)
+        .map(|_| pair.server.engine.open().unwrap().0)
+        .collect();
     assert_eq!(c, [3, 5, 7]);
     assert_eq!(s, [2, 4, 6]);
     pair.drive();
     // Each side accepts the other's streams in order.
-    let accepted: Vec<u32> = std::iter::from_fn(|| pair.server.accept()).map(|i| i.0).collect();
+    let accepted: Vec<u32> = std::iter::from_fn(|| pair.server.accept())
+        .map(|i| i.0)
+        .collect();
     assert_eq!(accepted, [3, 5, 7]);
-    let accepted: Vec<u32> = std::iter::from_fn(|| pair.client.accept()).map(|i| i.0).collect();
+    let accepted: Vec<u32> = std::iter::from_fn(|| pair.client.accept())
+        .map(|i| i.0)
+        .collect();
     assert_eq!(accepted, [2, 4, 6]);
 }
 
@@ -117,7 +125,10 @@ fn half_close_keeps_reading_both_ways() {
         pair.client.engine.finish(c).unwrap();
         // Finishing twice is harmless; writing after it is an error.
         pair.client.engine.finish(c).unwrap();
-        assert_eq!(pair.client.engine.write(c, b"x"), Err(StreamError::WriteClosed));
+        assert_eq!(
+            pair.client.engine.write(c, b"x"),
+            Err(StreamError::WriteClosed)
+        );
         pair.drive();
         let s = pair.server.accept().unwrap();
         assert_eq!(pair.server.read_available(s).unwrap(), b"request");
@@ -194,7 +205,10 @@ fn closing_a_stream_drops_unread_data_and_refunds() {
     pair.drive();
     assert_eq!(pair.server.engine.stats().buffered_in, 0);
     assert_eq!(pair.server.engine.bucket, 4 << 20);
-    assert_eq!(pair.server.engine.read(s, &mut [0; 4]), Err(StreamError::UnknownStream));
+    assert_eq!(
+        pair.server.engine.read(s, &mut [0; 4]),
+        Err(StreamError::UnknownStream)
+    );
 }
 
 #[test]
@@ -208,7 +222,10 @@ fn readiness_is_reported_per_stream() {
     let s = pair.server.accept().unwrap();
     // A reader that found nothing waits; the next data wakes it, once.
     assert_eq!(pair.server.read_available(s).unwrap(), b"hi");
-    assert_eq!(pair.server.engine.read(s, &mut [0; 8]), Err(StreamError::Blocked));
+    assert_eq!(
+        pair.server.engine.read(s, &mut [0; 8]),
+        Err(StreamError::Blocked)
+    );
     pair.client.write_some(c, b"a");
     pair.drive();
     pair.client.write_some(c, b"b");
@@ -229,7 +246,10 @@ fn full_send_buffer_blocks_then_wakes_the_writer() {
     let mut pair = Pair::with(config);
     let c = pair.client.engine.open().unwrap();
     assert_eq!(pair.client.write_some(c, &[0; 1500]), 1000);
-    assert_eq!(pair.client.engine.write(c, &[0; 10]), Err(StreamError::Blocked));
+    assert_eq!(
+        pair.client.engine.write(c, &[0; 10]),
+        Err(StreamError::Blocked)
+    );
     assert!(!pair.client.engine.poll_flushed(c).unwrap());
     pair.drive();
     assert!(pair.client.events.contains(&Event::Stream {
@@ -413,7 +433,11 @@ fn duplicate_syn_is_ignored_and_closed_sid_reopens() {
     server.close_stream(s);
     let _ = sent_frames(&mut server, now); // the FIN goes; the sid is forgotten
     feed(&mut server, now, &[Frame::Syn { sid: 3 }]);
-    assert_eq!(server.accept().unwrap(), Some(StreamId(3)), "a closed sid gets a fresh stream");
+    assert_eq!(
+        server.accept().unwrap(),
+        Some(StreamId(3)),
+        "a closed sid gets a fresh stream"
+    );
 }
 
 #[test]
