@@ -8,11 +8,19 @@ use std::collections::VecDeque;
 /// `initialPeerWindow`), whatever the peer's configuration.
 pub(crate) const INITIAL_PEER_WINDOW: u32 = 262_144;
 
+/// Received pieces shorter than this are packed together into one buffer, so that a flood
+/// of tiny frames costs no more memory per byte than large ones.
+pub(crate) const PACK_BELOW: usize = 1024;
+/// The size of the buffer small pieces are packed into.
+pub(crate) const PACK_BUFFER: usize = 4096;
+
 #[derive(Debug)]
 pub(crate) struct StreamState {
-    /// Received payloads not yet read, in order.
+    /// Received payloads not yet read, in order; then `recv_tail`.
     pub(crate) recv: VecDeque<Bytes>,
-    /// Sum of `recv`'s lengths.
+    /// Small pieces received after `recv`, packed together.
+    pub(crate) recv_tail: BytesMut,
+    /// Bytes in `recv` and `recv_tail`.
     pub(crate) recv_len: usize,
     /// Bytes written by the application and not yet framed.
     pub(crate) send: BytesMut,
@@ -60,6 +68,7 @@ impl StreamState {
     pub(crate) fn new() -> Self {
         Self {
             recv: VecDeque::new(),
+            recv_tail: BytesMut::new(),
             recv_len: 0,
             send: BytesMut::new(),
             fin_received: false,
@@ -89,11 +98,41 @@ impl StreamState {
         (i64::from(self.peer_window) - i64::from(inflight)).max(0) as usize
     }
 
+    /// Stores a received piece, copying it: exactly sized if large, packed if small.
+    pub(crate) fn push_recv(&mut self, piece: &[u8]) {
+        self.recv_len += piece.len();
+        if piece.len() >= PACK_BELOW {
+            self.seal_tail();
+            self.recv.push_back(Bytes::copy_from_slice(piece));
+            return;
+        }
+        if self.recv_tail.capacity() - self.recv_tail.len() < piece.len() {
+            self.seal_tail();
+            if self.recv_tail.capacity() < PACK_BUFFER {
+                self.recv_tail = BytesMut::with_capacity(PACK_BUFFER);
+            }
+        }
+        self.recv_tail.extend_from_slice(piece);
+    }
+
+    /// Moves the packed small pieces into the queue, as an exact copy so that the packing
+    /// buffer is reused rather than pinned.
+    fn seal_tail(&mut self) {
+        if !self.recv_tail.is_empty() {
+            self.recv.push_back(Bytes::copy_from_slice(&self.recv_tail));
+            self.recv_tail.clear();
+        }
+    }
+
     /// Copies buffered data into `buf`; returns how much.
     pub(crate) fn read_into(&mut self, buf: &mut [u8]) -> usize {
         let mut n = 0;
         while n < buf.len() {
             let Some(front) = self.recv.front_mut() else {
+                let take = self.recv_tail.len().min(buf.len() - n);
+                buf[n..n + take].copy_from_slice(&self.recv_tail[..take]);
+                self.recv_tail.advance(take);
+                n += take;
                 break;
             };
             let take = front.len().min(buf.len() - n);
@@ -105,11 +144,15 @@ impl StreamState {
             n += take;
         }
         self.recv_len -= n;
+        self.release_if_drained();
         n
     }
 
-    /// Takes up to `max` bytes of the next buffered chunk without copying.
+    /// Takes up to `max` bytes of the next buffered piece without copying it again.
     pub(crate) fn read_chunk(&mut self, max: usize) -> Option<Bytes> {
+        if self.recv.is_empty() {
+            self.seal_tail();
+        }
         let front = self.recv.front_mut()?;
         let chunk = if front.len() <= max {
             self.recv.pop_front()?
@@ -117,13 +160,25 @@ impl StreamState {
             front.split_to(max)
         };
         self.recv_len -= chunk.len();
+        self.release_if_drained();
         Some(chunk)
+    }
+
+    /// An idle stream keeps no receive memory.
+    fn release_if_drained(&mut self) {
+        if self.recv_len == 0 {
+            self.recv_tail = BytesMut::new();
+            if self.recv.capacity() > 4 {
+                self.recv = VecDeque::new();
+            }
+        }
     }
 
     /// Drops every unread byte; returns how many.
     pub(crate) fn discard_recv(&mut self) -> usize {
         let n = self.recv_len;
         self.recv = VecDeque::new();
+        self.recv_tail = BytesMut::new();
         self.recv_len = 0;
         n
     }
@@ -136,6 +191,7 @@ impl StreamState {
     /// Frees what a finished stream no longer needs.
     pub(crate) fn shrink(&mut self) {
         self.recv = VecDeque::new();
+        self.recv_tail = BytesMut::new();
         self.send = BytesMut::new();
     }
 }

@@ -257,7 +257,9 @@ fn receive(side: &mut Side, pipe: &mut Pipe, now: Instant, chunk: usize) -> bool
         progress = true;
     }
     if side.engine.wants_input() && !side.inbox.is_empty() {
-        progress |= side.engine.handle_input(now, &mut side.inbox) > 0;
+        let used = side.engine.handle_input(now, &side.inbox);
+        side.inbox.advance(used);
+        progress |= used > 0;
     }
     progress
 }

@@ -127,9 +127,9 @@ proptest! {
         let mut out = crate::proto::Transmit::new();
         for c in chunks {
             inbox.extend_from_slice(&c);
-            let before = inbox.len();
-            let used = e.handle_input(now, &mut inbox);
-            prop_assert_eq!(used, before - inbox.len());
+            let used = e.handle_input(now, &inbox);
+            prop_assert!(used <= inbox.len());
+            bytes::Buf::advance(&mut inbox, used);
             e.assert_invariants();
             let _ = e.poll_transmit(now, &mut out, usize::MAX);
             while e.poll_event().is_some() {}

@@ -30,7 +30,8 @@ pub(crate) fn feed(engine: &mut Engine, now: Instant, frames: &[Frame]) -> Bytes
     for f in frames {
         f.encode(engine.config().version(), &mut buf).unwrap();
     }
-    engine.handle_input(now, &mut buf);
+    let used = engine.handle_input(now, &buf);
+    buf.advance(used);
     buf
 }
 
@@ -465,7 +466,7 @@ fn frames_on_the_wire_are_gos() {
     for f in &frames {
         f.encode(Version::V2, &mut wire).unwrap();
     }
-    server.handle_input(now, &mut wire);
+    assert_eq!(server.handle_input(now, &wire), wire.len());
     let s = server.accept().unwrap().unwrap();
     let mut buf = [0u8; 16];
     assert_eq!(server.read(s, &mut buf), Ok(5));
