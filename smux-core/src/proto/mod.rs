@@ -45,9 +45,9 @@
 //!   released streams is dropped, not buffered. Payloads are copied out of the caller's input
 //!   into exactly sized buffers (pieces of 1 KiB or more) or packed into one 4 KiB buffer per
 //!   stream (smaller pieces), so the allocator holds at most that much data, plus one 4 KiB
-//!   packing buffer per stream with data, plus about 48 bytes per buffered piece (at most 5%
-//!   for pieces of 1 KiB or more, and packed pieces count as one); a drained stream keeps
-//!   no receive memory;
+//!   packing buffer per stream with data, plus about 48 bytes of bookkeeping per buffered
+//!   piece (every piece but a packed run holds at least 1 KiB, and runs alternate with such
+//!   pieces, so this stays under 10% of the data); a drained stream keeps no receive memory;
 //! * outbound stream data: [`Config::max_stream_send_buffer`] per open stream;
 //! * control frames: at most one pending NOP, one SYN and one UPD per stream, and at most
 //!   [`MAX_PENDING_REFUSALS`] refusal FINs; a peer that makes more refusals pile up is a
