@@ -122,3 +122,114 @@ pub enum OpenError {
     #[error("session ended: {0}")]
     SessionClosed(CloseReason),
 }
+
+/// The error of the async API. `Clone`, and convertible to [`io::Error`] (from which it can
+/// be recovered with `get_ref()` and `downcast_ref::<Error>()`).
+///
+/// | error | [`io::ErrorKind`] |
+/// |---|---|
+/// | `Closed(CloseReason::Local)` | `NotConnected` |
+/// | `Closed(CloseReason::PeerClosed)` (peer gone without FIN) | `UnexpectedEof` |
+/// | `Closed(CloseReason::KeepaliveTimeout(_))` | `TimedOut` |
+/// | `Closed(CloseReason::Protocol(_))` | `InvalidData` |
+/// | `Closed(CloseReason::Io { kind, .. })` | `kind` |
+/// | `Open(OpenError::TooManyStreams { .. })`, `Open(OpenError::IdsExhausted)` | `Other` |
+/// | `Open(OpenError::ShuttingDown)` | `NotConnected` |
+/// | `WriteClosed` | `BrokenPipe` |
+/// | `Config(_)` | `InvalidInput` |
+/// | `NoRuntime` | `Other` |
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The session ended; the reason says whether the peer, the connection, a timeout or
+    /// the application ended it.
+    #[error("session closed: {0}")]
+    Closed(CloseReason),
+    /// A stream could not be opened.
+    #[error(transparent)]
+    Open(OpenError),
+    /// Writing after the stream was shut down (half-closed).
+    #[error("stream was shut down for writing")]
+    WriteClosed,
+    /// A bad configuration.
+    #[error(transparent)]
+    Config(#[from] crate::ConfigError),
+    /// A session was started outside the runtime it needs.
+    #[error("no {0} runtime is running on this thread")]
+    NoRuntime(&'static str),
+}
+
+impl Error {
+    /// The [`io::ErrorKind`] this error maps to (see the table above).
+    pub fn kind(&self) -> io::ErrorKind {
+        match self {
+            Error::Closed(reason) => match reason {
+                CloseReason::Local => io::ErrorKind::NotConnected,
+                CloseReason::PeerClosed => io::ErrorKind::UnexpectedEof,
+                CloseReason::KeepaliveTimeout(_) => io::ErrorKind::TimedOut,
+                CloseReason::Protocol(_) => io::ErrorKind::InvalidData,
+                CloseReason::Io { kind, .. } => *kind,
+            },
+            Error::Open(OpenError::ShuttingDown) => io::ErrorKind::NotConnected,
+            Error::Open(OpenError::SessionClosed(reason)) => Error::Closed(reason.clone()).kind(),
+            Error::Open(_) | Error::NoRuntime(_) => io::ErrorKind::Other,
+            Error::WriteClosed => io::ErrorKind::BrokenPipe,
+            Error::Config(_) => io::ErrorKind::InvalidInput,
+        }
+    }
+}
+
+impl From<OpenError> for Error {
+    fn from(e: OpenError) -> Self {
+        match e {
+            OpenError::SessionClosed(reason) => Error::Closed(reason),
+            other => Error::Open(other),
+        }
+    }
+}
+
+impl From<Error> for io::Error {
+    fn from(e: Error) -> Self {
+        io::Error::new(e.kind(), e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn io_errors_carry_the_typed_error() {
+        let cases = [
+            (
+                Error::Closed(CloseReason::Local),
+                io::ErrorKind::NotConnected,
+            ),
+            (
+                Error::Closed(CloseReason::PeerClosed),
+                io::ErrorKind::UnexpectedEof,
+            ),
+            (
+                Error::Closed(CloseReason::KeepaliveTimeout(Duration::from_secs(30))),
+                io::ErrorKind::TimedOut,
+            ),
+            (
+                Error::Closed(CloseReason::Protocol(ProtocolError::Frame(
+                    FrameError::UpdOnV1 { sid: 3 },
+                ))),
+                io::ErrorKind::InvalidData,
+            ),
+            (Error::WriteClosed, io::ErrorKind::BrokenPipe),
+            (
+                Error::from(OpenError::SessionClosed(CloseReason::PeerClosed)),
+                io::ErrorKind::UnexpectedEof,
+            ),
+        ];
+        for (err, kind) in cases {
+            let io: io::Error = err.clone().into();
+            assert_eq!(io.kind(), kind, "{err}");
+            let back = io.get_ref().unwrap().downcast_ref::<Error>().unwrap();
+            assert_eq!(back, &err);
+        }
+    }
+}

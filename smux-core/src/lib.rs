@@ -22,10 +22,15 @@
 //! ```
 
 pub mod config;
+mod driver;
 pub mod error;
 pub mod frame;
 pub mod proto;
+pub mod runtime;
 
 pub use config::{Config, ConfigBuilder, ConfigError};
-pub use error::{CloseReason, OpenError, ProtocolError, StreamError};
+pub use driver::{Driver, Incoming, ReadHalf, ReuniteError, Session, Stream, WriteHalf};
+pub use error::{CloseReason, Error, OpenError, ProtocolError, StreamError};
 pub use frame::Version;
+pub use proto::{Role, Stats};
+pub use runtime::Runtime;

@@ -333,6 +333,17 @@ impl Engine {
         !self.is_closed() && (self.bucket > 0 || matches!(self.rx, RxState::Payload { .. }))
     }
 
+    /// Whether [`poll_transmit`](Self::poll_transmit) has something to do: frames to send,
+    /// or a closing session to finish.
+    pub fn wants_transmit(&self) -> bool {
+        match self.phase {
+            Phase::Closed(_) => false,
+            Phase::Closing { .. } => true,
+            Phase::Draining if self.live_streams == 0 && self.accept_queue.is_empty() => true,
+            _ => !self.control.is_empty() || !self.active.is_empty(),
+        }
+    }
+
     /// The connection reached end of file: the session ends with [`CloseReason::PeerClosed`].
     pub fn handle_eof(&mut self) {
         self.end(CloseReason::PeerClosed);
@@ -462,6 +473,12 @@ impl Engine {
         }
     }
 
+    /// Whether the session is flushing its last frames after [`close`](Self::close) (or a
+    /// drained [`shutdown`](Self::shutdown)).
+    pub fn is_closing(&self) -> bool {
+        matches!(self.phase, Phase::Closing { .. })
+    }
+
     /// Whether the session ended.
     pub fn is_closed(&self) -> bool {
         matches!(self.phase, Phase::Closed(_))
@@ -563,7 +580,8 @@ impl Engine {
             // when the wrapping counter is exactly 0.
             if s.incr >= half || s.num_read == n32 {
                 s.incr = 0;
-                if !s.upd_queued && !s.fin_sent {
+                // Also after our own FIN: the peer may still be sending.
+                if !s.upd_queued {
                     s.upd_queued = true;
                     self.control.push_back(Control::Upd(sid));
                 }

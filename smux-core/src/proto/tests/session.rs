@@ -481,3 +481,28 @@ fn frames_on_the_wire_are_gos() {
         }]
     );
 }
+
+#[test]
+fn v2_reply_larger_than_the_window_flows_after_our_fin() {
+    // The requester half-closes at once, then reads a reply many windows long: it must keep
+    // reporting consumption after its own FIN, or the replier stalls.
+    let mut pair = Pair::with(quiet(2).max_stream_buffer(4096).build().unwrap());
+    let c = pair.client.engine.open().unwrap();
+    pair.client.write_some(c, b"GET");
+    pair.client.engine.finish(c).unwrap();
+    pair.drive();
+    let s = pair.server.accept().unwrap();
+    let reply = Rng::new(12).bytes(1 << 20);
+    let mut sent = 0;
+    let mut got = Vec::new();
+    pair.drive_app(|p| {
+        let w = p.server.write_some(s, &reply[sent..]);
+        sent += w;
+        let r = p.client.read_available(c).unwrap();
+        let acted = w > 0 || !r.is_empty();
+        got.extend(r);
+        acted
+    });
+    assert_eq!(got.len(), reply.len());
+    assert!(got == reply);
+}

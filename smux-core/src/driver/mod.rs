@@ -1,0 +1,422 @@
+//! The async driver: one future per session that moves bytes between the connection and
+//! the [`Engine`](crate::proto::Engine), and the [`Session`] and [`Stream`] handles that
+//! share the engine with it behind one short-held lock. No task and no channel per stream.
+
+mod session;
+mod stream;
+
+pub use session::{Incoming, Session};
+pub use stream::{ReadHalf, ReuniteError, Stream, WriteHalf};
+
+use crate::error::CloseReason;
+use crate::proto::{Engine, Event, Transmit};
+use crate::runtime::{Runtime, Timer};
+use futures_io::{AsyncRead, AsyncWrite};
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::io::{self, IoSlice};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll, Waker};
+use std::time::Instant;
+
+/// Bytes read from the connection per call: also the most input held outside the engine.
+const READ_BUFFER: usize = 128 * 1024;
+/// Frames batched for one vectored write.
+const WRITE_BATCH: usize = 256 * 1024;
+/// Slices per vectored write.
+const MAX_IOVECS: usize = 64;
+/// Rounds of work before the driver yields to other tasks.
+const ROUNDS_PER_POLL: usize = 16;
+
+/// What the session handles and the driver share.
+pub(crate) struct Shared {
+    state: Mutex<State>,
+    pub(crate) runtime: Arc<dyn Runtime>,
+}
+
+impl fmt::Debug for Shared {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Shared").finish_non_exhaustive()
+    }
+}
+
+impl Shared {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic elsewhere must not turn every later call into one.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+#[derive(Debug, Default)]
+struct StreamSlot {
+    read: Option<Waker>,
+    write: Option<Waker>,
+    /// Live handles: a whole stream counts 2, each half 1.
+    refs: u8,
+}
+
+/// The state behind the lock.
+#[derive(Debug)]
+pub(crate) struct State {
+    pub(crate) engine: Engine,
+    slots: HashMap<u32, StreamSlot>,
+    accept_wakers: Vec<Waker>,
+    /// Woken when the driver has finished (the connection is closed).
+    end_wakers: Vec<Waker>,
+    driver_waker: Option<Waker>,
+    /// Session handles plus stream references; the session closes when it reaches 0.
+    handles: usize,
+    incoming_taken: bool,
+    /// When a local close or shutdown began, to bound flushing.
+    close_started: Option<Instant>,
+    finished: bool,
+}
+
+fn store(slot: &mut Option<Waker>, waker: &Waker) {
+    if !slot.as_ref().is_some_and(|w| w.will_wake(waker)) {
+        *slot = Some(waker.clone());
+    }
+}
+
+fn store_in(list: &mut Vec<Waker>, waker: &Waker) {
+    if !list.iter().any(|w| w.will_wake(waker)) {
+        list.push(waker.clone());
+    }
+}
+
+impl State {
+    /// Moves the engine's readiness changes into wakers to wake once the lock is released.
+    fn collect_wakes(&mut self, out: &mut Vec<Waker>) {
+        while let Some(event) = self.engine.poll_event() {
+            match event {
+                Event::Stream {
+                    id,
+                    readable,
+                    writable,
+                } => {
+                    if let Some(slot) = self.slots.get_mut(&id.0) {
+                        if readable {
+                            out.extend(slot.read.take());
+                        }
+                        if writable {
+                            out.extend(slot.write.take());
+                        }
+                    }
+                }
+                Event::Incoming => out.append(&mut self.accept_wakers),
+                Event::Closed => self.wake_all(out),
+            }
+        }
+    }
+
+    fn wake_all(&mut self, out: &mut Vec<Waker>) {
+        for slot in self.slots.values_mut() {
+            out.extend(slot.read.take());
+            out.extend(slot.write.take());
+        }
+        out.append(&mut self.accept_wakers);
+    }
+
+    /// Asks the driver to run again.
+    fn wake_driver(&mut self) {
+        if let Some(w) = self.driver_waker.take() {
+            w.wake();
+        }
+    }
+}
+
+/// The future that runs a session: it reads the connection, writes queued frames, and
+/// keeps time. Spawn it once (the adapters' `client()`/`server()` do); it completes when
+/// the session has ended and the connection is closed, which happens at the latest when
+/// every [`Session`] and [`Stream`] handle is dropped.
+#[must_use = "the session makes no progress unless its driver is polled"]
+pub struct Driver<T> {
+    shared: Arc<Shared>,
+    io: T,
+    read_buf: Box<[u8]>,
+    /// Unconsumed input is `read_buf[start..end]`.
+    start: usize,
+    end: usize,
+    eof: bool,
+    out: Transmit,
+    need_flush: bool,
+    timer: Option<Pin<Box<dyn Timer>>>,
+    timer_deadline: Option<Instant>,
+    wakes: Vec<Waker>,
+    done: bool,
+}
+
+impl<T> fmt::Debug for Driver<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Driver")
+            .field("buffered_input", &(self.end - self.start))
+            .field("queued_output", &self.out.len())
+            .field("done", &self.done)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T> Driver<T>
+where
+    T: AsyncRead + AsyncWrite + Unpin,
+{
+    pub(crate) fn new(shared: Arc<Shared>, io: T) -> Self {
+        Self {
+            shared,
+            io,
+            read_buf: vec![0; READ_BUFFER].into_boxed_slice(),
+            start: 0,
+            end: 0,
+            eof: false,
+            out: Transmit::new(),
+            need_flush: false,
+            timer: None,
+            timer_deadline: None,
+            wakes: Vec::new(),
+            done: false,
+        }
+    }
+
+    fn fail(&mut self, err: &io::Error) {
+        let mut st = self.shared.lock();
+        st.engine.handle_io_error(err);
+        st.collect_wakes(&mut self.wakes);
+    }
+
+    /// Arms the timer for `deadline` and polls it; true if it fired.
+    fn poll_timer(&mut self, cx: &mut Context<'_>, deadline: Option<Instant>) -> bool {
+        let Some(deadline) = deadline else {
+            self.timer_deadline = None;
+            return false;
+        };
+        match &mut self.timer {
+            Some(timer) if self.timer_deadline != Some(deadline) => timer.as_mut().reset(deadline),
+            Some(_) => {}
+            None => self.timer = Some(self.shared.runtime.timer(deadline)),
+        }
+        self.timer_deadline = Some(deadline);
+        let timer = self.timer.as_mut().expect("armed above");
+        if timer.as_mut().poll_expired(cx).is_ready() {
+            self.timer_deadline = None;
+            return true;
+        }
+        false
+    }
+
+    /// Writes queued frames; returns whether anything moved.
+    fn poll_write_out(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let mut moved = false;
+        while !self.out.is_empty() {
+            let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
+            let n = self.out.io_slices(&mut slices);
+            match Pin::new(&mut self.io).poll_write_vectored(cx, &slices[..n]) {
+                Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                Poll::Ready(Ok(written)) => {
+                    bytes::Buf::advance(&mut self.out, written);
+                    self.need_flush = true;
+                    moved = true;
+                }
+                Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => break,
+            }
+        }
+        if self.out.is_empty() && self.need_flush {
+            match Pin::new(&mut self.io).poll_flush(cx) {
+                Poll::Ready(Ok(())) => self.need_flush = false,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => {}
+            }
+        }
+        if moved {
+            Poll::Ready(Ok(()))
+        } else {
+            Poll::Pending
+        }
+    }
+
+    /// Reads from the connection into the buffer; returns whether anything moved.
+    fn poll_read_in(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.end == self.read_buf.len() {
+            if self.start == 0 {
+                return Poll::Pending; // full of input the engine does not take yet
+            }
+            self.read_buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        match Pin::new(&mut self.io).poll_read(cx, &mut self.read_buf[self.end..]) {
+            Poll::Ready(Ok(0)) => {
+                self.eof = true;
+                Poll::Ready(Ok(()))
+            }
+            Poll::Ready(Ok(n)) => {
+                self.end += n;
+                Poll::Ready(Ok(()))
+            }
+            Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => Poll::Ready(Ok(())),
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    /// The session ended: flush what a local close left (until its deadline), close the
+    /// connection, and tell everyone.
+    fn poll_finish(&mut self, cx: &mut Context<'_>, reason: &CloseReason) -> Poll<()> {
+        let (close_started, close_timeout) = {
+            let st = self.shared.lock();
+            (st.close_started, st.engine.config().close_timeout())
+        };
+        let deadline = close_started.map(|t| t + close_timeout);
+        let now = self.shared.runtime.now();
+        let in_time = deadline.is_some_and(|d| now < d);
+        if *reason == CloseReason::Local && in_time {
+            while !self.out.is_empty() || self.need_flush {
+                match self.poll_write_out(cx) {
+                    Poll::Ready(Ok(())) => {}
+                    Poll::Ready(Err(_)) => break,
+                    Poll::Pending => {
+                        if self.poll_timer(cx, deadline) {
+                            break;
+                        }
+                        return Poll::Pending;
+                    }
+                }
+            }
+            if Pin::new(&mut self.io).poll_close(cx).is_pending() && !self.poll_timer(cx, deadline)
+            {
+                return Poll::Pending;
+            }
+        } else {
+            // Best effort, never waiting: the session already failed.
+            let _ = Pin::new(&mut self.io).poll_close(cx);
+        }
+        self.finish();
+        Poll::Ready(())
+    }
+
+    fn finish(&mut self) {
+        self.done = true;
+        let mut st = self.shared.lock();
+        st.finished = true;
+        st.wake_all(&mut self.wakes);
+        self.wakes.append(&mut st.end_wakers);
+        drop(st);
+        for w in self.wakes.drain(..) {
+            w.wake();
+        }
+    }
+}
+
+impl<T> Future for Driver<T>
+where
+    T: AsyncRead + AsyncWrite + Unpin,
+{
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        if this.done {
+            return Poll::Ready(());
+        }
+        for _ in 0..ROUNDS_PER_POLL {
+            let now = this.shared.runtime.now();
+            let (deadline, wants_input, closed) = {
+                let mut st = this.shared.lock();
+                store(&mut st.driver_waker, cx.waker());
+                if st.handles == 0 && !st.engine.is_closed() && st.close_started.is_none() {
+                    st.close_started = Some(now);
+                    st.engine.close(now);
+                }
+                if st.engine.is_closing() && st.close_started.is_none() {
+                    st.close_started = Some(now); // a shutdown drained into a close
+                }
+                if this.end > this.start && st.engine.wants_input() {
+                    let used = st
+                        .engine
+                        .handle_input(now, &this.read_buf[this.start..this.end]);
+                    this.start += used;
+                    if this.start == this.end {
+                        this.start = 0;
+                        this.end = 0;
+                    }
+                }
+                if this.eof && !st.engine.is_closed() {
+                    st.engine.handle_eof();
+                }
+                if this.out.len() < WRITE_BATCH && st.engine.wants_transmit() {
+                    let _ = st.engine.poll_transmit(now, &mut this.out, WRITE_BATCH);
+                }
+                st.collect_wakes(&mut this.wakes);
+                (
+                    st.engine.poll_timeout(),
+                    st.engine.wants_input(),
+                    st.engine.close_reason().cloned(),
+                )
+            };
+            for w in this.wakes.drain(..) {
+                w.wake();
+            }
+            if let Some(reason) = closed {
+                return this.poll_finish(cx, &reason);
+            }
+
+            let mut progress = false;
+            match this.poll_write_out(cx) {
+                Poll::Ready(Ok(())) => progress = true,
+                Poll::Ready(Err(e)) => {
+                    this.fail(&e);
+                    continue;
+                }
+                Poll::Pending => {}
+            }
+            if wants_input && !this.eof {
+                match this.poll_read_in(cx) {
+                    Poll::Ready(Ok(())) => progress = true,
+                    Poll::Ready(Err(e)) => {
+                        this.fail(&e);
+                        continue;
+                    }
+                    Poll::Pending => {}
+                }
+            }
+            if this.poll_timer(cx, deadline) {
+                let mut st = this.shared.lock();
+                st.engine.handle_timeout(this.shared.runtime.now());
+                progress = true;
+            }
+            if !progress {
+                return Poll::Pending;
+            }
+        }
+        // Busy: let other tasks run, then continue.
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}
+
+impl<T> Drop for Driver<T> {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        // Dropped before the session ended (e.g. its runtime shut down): nothing can make
+        // progress any more, so end the session rather than leave callers waiting.
+        let mut st = self.shared.lock();
+        if !st.engine.is_closed() {
+            st.engine
+                .handle_io_error(&io::Error::other("the session driver was dropped"));
+        }
+        st.finished = true;
+        let mut wakes = Vec::new();
+        st.collect_wakes(&mut wakes);
+        st.wake_all(&mut wakes);
+        wakes.append(&mut st.end_wakers);
+        drop(st);
+        for w in wakes {
+            w.wake();
+        }
+    }
+}
