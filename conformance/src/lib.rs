@@ -65,6 +65,20 @@ where
     harness.block_on(Box::pin(body));
 }
 
+/// Like [`run`], but one at a time across the test binary, whatever `--test-threads` says:
+/// timing-sensitive tests must not compete for the two cores.
+pub fn run_serial<F, Fut>(make: fn() -> Arc<dyn Harness>, transport: Transport, test: F)
+where
+    F: FnOnce(Arc<dyn Harness>, Transport) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _turn = ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    run(make, transport, test);
+}
+
 /// A client and a server session over a fresh connection.
 pub async fn connect(
     h: &Arc<dyn Harness>,
@@ -120,6 +134,7 @@ macro_rules! conformance_tests {
 macro_rules! conformance_timing_tests {
     ($make:path) => {
         $crate::__tests!(
+            run_serial,
             $make,
             $crate::Transport::Tcp,
             $crate::timing,
@@ -136,6 +151,7 @@ macro_rules! conformance_timing_tests {
 macro_rules! __suite {
     ($make:path, $transport:expr) => {
         $crate::__tests!(
+            run,
             $make,
             $transport,
             $crate::suite,
@@ -152,6 +168,7 @@ macro_rules! __suite {
                 close_flushes_then_ends_the_session,
                 shutdown_drains_then_closes,
                 session_end_wakes_everything,
+                buffered_data_survives_session_end,
                 accept_is_cancel_safe,
                 open_is_cancel_safe,
                 slow_reader_loses_nothing_within_the_bound,
@@ -166,12 +183,12 @@ macro_rules! __suite {
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __tests {
-    ($make:path, $transport:expr, $module:path, [$($name:ident),* $(,)?]) => {
+    ($runner:ident, $make:path, $transport:expr, $module:path, [$($name:ident),* $(,)?]) => {
         $(
             #[test]
             fn $name() {
                 use $module as suite;
-                $crate::run($make, $transport, suite::$name);
+                $crate::$runner($make, $transport, suite::$name);
             }
         )*
     };

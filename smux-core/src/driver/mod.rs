@@ -185,6 +185,39 @@ where
         st.collect_wakes(&mut self.wakes);
     }
 
+    /// Writing failed. A peer that closed often makes the write fail before its last
+    /// frames (data, FINs) are read: take in what is already readable first, so that
+    /// readers get it, then end the session.
+    fn fail_write(&mut self, cx: &mut Context<'_>, err: &io::Error) {
+        loop {
+            let now = self.shared.runtime.now();
+            {
+                let mut st = self.shared.lock();
+                if self.end > self.start && st.engine.wants_input() {
+                    let used = st
+                        .engine
+                        .handle_input(now, &self.read_buf[self.start..self.end]);
+                    self.start += used;
+                }
+                if self.eof {
+                    st.engine.handle_eof();
+                }
+                if st.engine.is_closed() || !st.engine.wants_input() {
+                    break;
+                }
+            }
+            if self.start == self.end {
+                self.start = 0;
+                self.end = 0;
+            }
+            match self.poll_read_in(cx) {
+                Poll::Ready(Ok(())) => {}
+                Poll::Ready(Err(_)) | Poll::Pending => break,
+            }
+        }
+        self.fail(err);
+    }
+
     /// Arms the timer for `deadline` and polls it; true if it fired.
     fn poll_timer(&mut self, cx: &mut Context<'_>, deadline: Option<Instant>) -> bool {
         let Some(deadline) = deadline else {
@@ -367,7 +400,7 @@ where
             match this.poll_write_out(cx) {
                 Poll::Ready(Ok(())) => progress = true,
                 Poll::Ready(Err(e)) => {
-                    this.fail(&e);
+                    this.fail_write(cx, &e);
                     continue;
                 }
                 Poll::Pending => {}
