@@ -34,6 +34,15 @@ const ROUNDS_PER_POLL: usize = 16;
 pub(crate) struct Shared {
     state: Mutex<State>,
     pub(crate) runtime: Arc<dyn Runtime>,
+    /// A process-wide number for logs.
+    pub(crate) id: u64,
+}
+
+/// Numbers sessions for `tracing`.
+pub(crate) fn next_session_id() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
 impl fmt::Debug for Shared {
@@ -146,6 +155,8 @@ pub struct Driver<T> {
     timer_deadline: Option<Instant>,
     wakes: Vec<Waker>,
     done: bool,
+    #[cfg(feature = "tracing")]
+    span: tracing::Span,
 }
 
 impl<T> fmt::Debug for Driver<T> {
@@ -163,7 +174,16 @@ where
     T: AsyncRead + AsyncWrite + Unpin,
 {
     pub(crate) fn new(shared: Arc<Shared>, io: T) -> Self {
+        #[cfg(feature = "tracing")]
+        let span = {
+            let role = shared.lock().engine.role();
+            let span = tracing::debug_span!("smux_session", id = shared.id, role = ?role);
+            span.in_scope(|| tracing::debug!("session started"));
+            span
+        };
         Self {
+            #[cfg(feature = "tracing")]
+            span,
             shared,
             io,
             read_buf: vec![0; READ_BUFFER].into_boxed_slice(),
@@ -333,6 +353,13 @@ where
     fn finish(&mut self) {
         self.done = true;
         let mut st = self.shared.lock();
+        #[cfg(feature = "tracing")]
+        match st.engine.close_reason() {
+            Some(CloseReason::Protocol(e)) => {
+                tracing::warn!(error = %e, "session ended: protocol error")
+            }
+            reason => tracing::debug!(?reason, stats = ?st.engine.stats(), "session ended"),
+        }
         st.finished = true;
         st.wake_all(&mut self.wakes);
         self.wakes.append(&mut st.end_wakers);
@@ -354,6 +381,8 @@ where
         if this.done {
             return Poll::Ready(());
         }
+        #[cfg(feature = "tracing")]
+        let _entered = this.span.clone().entered();
         for _ in 0..ROUNDS_PER_POLL {
             let now = this.shared.runtime.now();
             let (deadline, wants_input, closed) = {

@@ -27,6 +27,7 @@ impl fmt::Debug for Session {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let st = self.shared.lock();
         f.debug_struct("Session")
+            .field("id", &self.shared.id)
             .field("role", &st.engine.role())
             .field("closed", &st.engine.close_reason())
             .finish()
@@ -54,6 +55,7 @@ impl Session {
                 finished: false,
             }),
             runtime,
+            id: super::next_session_id(),
         });
         let driver = Driver::new(shared.clone(), io);
         (Self { shared }, driver)
