@@ -54,6 +54,69 @@ pub trait Harness: Send + Sync + 'static {
     fn sleep(&self, duration: Duration) -> BoxFuture<()>;
 }
 
+/// An in-memory duplex pipe that works on any runtime: two `piper` pipes of `capacity`
+/// bytes each, one per direction.
+pub fn memory_pipe(capacity: usize) -> (BoxIo, BoxIo) {
+    let (r1, w1) = piper::pipe(capacity);
+    let (r2, w2) = piper::pipe(capacity);
+    (
+        Box::new(Duplex {
+            read: r1,
+            write: w2,
+        }),
+        Box::new(Duplex {
+            read: r2,
+            write: w1,
+        }),
+    )
+}
+
+/// One end of [`memory_pipe`].
+struct Duplex {
+    read: piper::Reader,
+    write: piper::Writer,
+}
+
+impl std::fmt::Debug for Duplex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Duplex")
+    }
+}
+
+impl AsyncRead for Duplex {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut [u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.read).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Duplex {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.write).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        Pin::new(&mut self.write).poll_flush(cx)
+    }
+
+    fn poll_close(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        Pin::new(&mut self.write).poll_close(cx)
+    }
+}
+
 /// Runs `test` with a harness from `make` over `transport`.
 pub fn run<F, Fut>(make: fn() -> Arc<dyn Harness>, transport: Transport, test: F)
 where

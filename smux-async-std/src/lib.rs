@@ -1,4 +1,103 @@
-//! smux-rs on the async-std runtime.
+//! smux-rs on async-std.
 //!
-//! This adapter is not written yet: it has no API. Until it lands, use the protocol
-//! building blocks in `smux-core`.
+//! **async-std is discontinued upstream** (RUSTSEC-2025-0052; its README points to smol).
+//! This adapter keeps working for code still on async-std; new code should use
+//! [`smux-smol`](https://docs.rs/smux-smol), which has the same API. Both run the same
+//! protocol code from `smux-core`; only spawning and timers live here.
+//!
+//! ```
+//! use async_std::net::{TcpListener, TcpStream};
+//! use futures_util::io::{AsyncReadExt, AsyncWriteExt};
+//! use smux_async_std::{client, server, Config};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! async_std::task::block_on(async {
+//!     let listener = TcpListener::bind("127.0.0.1:0").await?;
+//!     let addr = listener.local_addr()?;
+//!     // The server echoes every stream.
+//!     async_std::task::spawn(async move {
+//!         let (conn, _) = listener.accept().await?;
+//!         let session = server(conn, Config::default())?;
+//!         while let Ok(stream) = session.accept_stream().await {
+//!             async_std::task::spawn(async move {
+//!                 let (r, mut w) = stream.into_split();
+//!                 futures_util::io::copy(r, &mut w).await?;
+//!                 w.close().await
+//!             });
+//!         }
+//!         Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
+//!     });
+//!
+//!     let session = client(TcpStream::connect(addr).await?, Config::default())?;
+//!     let mut stream = session.open_stream().await?;
+//!     stream.write_all(b"hello, smux").await?;
+//!     stream.close().await?; // half-close: FIN after the data
+//!     let mut reply = Vec::new();
+//!     stream.read_to_end(&mut reply).await?;
+//!     assert_eq!(reply, b"hello, smux");
+//!     Ok(())
+//! })
+//! # }
+//! ```
+
+use smux_core::runtime::{BoxFuture, Runtime, Timer};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Instant;
+
+pub use smux_core::{
+    CloseReason, Config, Driver, Error, Incoming, ReadHalf, Role, Session, Stats, Stream, WriteHalf,
+};
+
+/// Runs smux drivers as async-std tasks, with `async_io` timers (async-std's own reactor).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AsyncStdRuntime;
+
+impl Runtime for AsyncStdRuntime {
+    fn spawn(&self, task: BoxFuture) {
+        drop(async_std::task::spawn(task));
+    }
+
+    fn timer(&self, deadline: Instant) -> Pin<Box<dyn Timer>> {
+        // async-std runs on async-io: the same timer as smol's.
+        smux_smol::async_io_timer(deadline)
+    }
+
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
+}
+
+/// Starts the client end of a session over `io`, its driver as an async-std task.
+pub fn client<T>(io: T, config: Config) -> Result<Session, Error>
+where
+    T: futures_io::AsyncRead + futures_io::AsyncWrite + Unpin + Send + 'static,
+{
+    Ok(Session::spawn(
+        io,
+        Role::Client,
+        config,
+        Arc::new(AsyncStdRuntime),
+    ))
+}
+
+/// Starts the server end of a session over `io`; see [`client`].
+pub fn server<T>(io: T, config: Config) -> Result<Session, Error>
+where
+    T: futures_io::AsyncRead + futures_io::AsyncWrite + Unpin + Send + 'static,
+{
+    Ok(Session::spawn(
+        io,
+        Role::Server,
+        config,
+        Arc::new(AsyncStdRuntime),
+    ))
+}
+
+/// A session and its driver future, for callers who run the driver themselves.
+pub fn new<T>(io: T, role: Role, config: Config) -> (Session, Driver<T>)
+where
+    T: futures_io::AsyncRead + futures_io::AsyncWrite + Unpin,
+{
+    Session::new(io, role, config, Arc::new(AsyncStdRuntime))
+}

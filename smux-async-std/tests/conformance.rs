@@ -1,0 +1,5 @@
+//! The conformance suite on async-std, over loopback TCP, an in-memory pipe and a Unix socket.
+
+mod harness;
+
+conformance::conformance_tests!(crate::harness::harness);

@@ -1,0 +1,5 @@
+//! Timing-sensitive conformance tests on async-std, one at a time.
+
+mod harness;
+
+conformance::conformance_timing_tests!(crate::harness::harness);
