@@ -2,13 +2,16 @@
 //! (the interop tests drive it against Go's xtaci/smux). Run `smux-echo --help`.
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use futures_util::io::{AsyncReadExt, AsyncWriteExt};
+use futures_util::FutureExt;
 use interop_tests::seeded;
-use smux_tokio::{Config, Session, Stream};
-use std::net::SocketAddr;
+use smux_core::runtime::Runtime;
+use smux_core::{CloseReason, Config, Role, Session, Stream};
+use std::future::Future;
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
 
 /// An smux echo peer, wire-compatible with Go's xtaci/smux.
 #[derive(Debug, Parser)]
@@ -117,42 +120,92 @@ impl Common {
             .build()
             .map_err(|e| e.to_string())
     }
+}
 
-    fn check_runtime(&self) -> Result<(), String> {
-        match self.runtime {
-            RuntimeName::Tokio => Ok(()),
-            other => Err(format!(
-                "runtime {other:?} is not available yet: its adapter has not landed; use --runtime tokio"
-            )),
+/// The one runtime-specific part: running a future, spawning, and wrapping a socket.
+/// Everything else is written once against smux-core's runtime-neutral API.
+enum Rt {
+    Tokio(tokio::runtime::Runtime),
+    Smol,
+    AsyncStd,
+}
+
+/// A connection for a session.
+trait Io: futures_io::AsyncRead + futures_io::AsyncWrite + Send + Unpin + 'static {}
+impl<T: futures_io::AsyncRead + futures_io::AsyncWrite + Send + Unpin + 'static> Io for T {}
+
+impl Rt {
+    fn new(name: RuntimeName) -> Result<Self, String> {
+        Ok(match name {
+            RuntimeName::Tokio => Rt::Tokio(
+                tokio::runtime::Builder::new_multi_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(|e| format!("cannot start tokio: {e}"))?,
+            ),
+            RuntimeName::Smol => Rt::Smol,
+            RuntimeName::AsyncStd => Rt::AsyncStd,
+        })
+    }
+
+    fn runtime(&self) -> Arc<dyn Runtime> {
+        match self {
+            Rt::Tokio(rt) => Arc::new(smux_tokio::TokioRuntime::from(rt.handle().clone())),
+            Rt::Smol => Arc::new(smux_smol::SmolRuntime),
+            Rt::AsyncStd => Arc::new(smux_async_std::AsyncStdRuntime),
         }
     }
+
+    fn block_on<T>(&self, fut: impl Future<Output = T>) -> T {
+        match self {
+            Rt::Tokio(rt) => rt.block_on(fut),
+            Rt::Smol => smol::block_on(fut),
+            Rt::AsyncStd => async_std::task::block_on(fut),
+        }
+    }
+
+    fn wrap(&self, conn: TcpStream) -> Result<Box<dyn Io>, String> {
+        let _ = conn.set_nodelay(true);
+        Ok(match self {
+            Rt::Tokio(rt) => {
+                let _context = rt.enter();
+                conn.set_nonblocking(true).map_err(|e| e.to_string())?;
+                let conn = tokio::net::TcpStream::from_std(conn).map_err(|e| e.to_string())?;
+                Box::new(tokio_util::compat::TokioAsyncReadCompatExt::compat(conn))
+            }
+            Rt::Smol => Box::new(smol::Async::new(conn).map_err(|e| e.to_string())?),
+            Rt::AsyncStd => Box::new(async_std::net::TcpStream::from(conn)),
+        })
+    }
+}
+
+/// Spawns `fut` on `rt`; the returned future gives its output.
+fn spawn<T: Send + 'static>(
+    rt: &Arc<dyn Runtime>,
+    fut: impl Future<Output = T> + Send + 'static,
+) -> impl Future<Output = T> {
+    let (task, handle) = fut.remote_handle();
+    rt.spawn(Box::pin(task));
+    handle
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the runtime: {e}"))
-        .and_then(|rt| {
-            rt.block_on(async {
-                match cli.command {
-                    Command::Server {
-                        listen,
-                        open,
-                        common,
-                    } => server(listen, open, common).await,
-                    Command::Client {
-                        connect,
-                        streams,
-                        bytes,
-                        seed,
-                        half_close,
-                        common,
-                    } => client(connect, streams, bytes, seed, half_close, common).await,
-                }
-            })
-        });
+    let result = match cli.command {
+        Command::Server {
+            listen,
+            open,
+            common,
+        } => server(listen, open, common),
+        Command::Client {
+            connect,
+            streams,
+            bytes,
+            seed,
+            half_close,
+            common,
+        } => client(connect, streams, bytes, seed, half_close, common),
+    };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
@@ -162,66 +215,74 @@ fn main() -> ExitCode {
     }
 }
 
-async fn server(listen: SocketAddr, open: Option<usize>, common: Common) -> Result<(), String> {
-    common.check_runtime()?;
+fn server(listen: SocketAddr, open: Option<usize>, common: Common) -> Result<(), String> {
     let config = common.config()?;
-    let listener = TcpListener::bind(listen)
-        .await
-        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    let rt = Rt::new(common.runtime)?;
+    let runtime = rt.runtime();
+    let listener =
+        TcpListener::bind(listen).map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     println!("listening on {addr}");
     loop {
         let (conn, peer) = listener
             .accept()
-            .await
             .map_err(|e| format!("accept failed: {e}"))?;
-        let _ = conn.set_nodelay(true);
-        let session = smux_tokio::server(conn, config.clone()).map_err(|e| e.to_string())?;
-        tokio::spawn(serve_session(session.clone(), peer));
+        let session = Session::spawn(
+            rt.wrap(conn)?,
+            Role::Server,
+            config.clone(),
+            runtime.clone(),
+        );
+        runtime.spawn(Box::pin(serve_session(
+            session.clone(),
+            peer,
+            runtime.clone(),
+        )));
         if let Some(n) = open {
-            tokio::spawn(async move {
-                match open_streams(&session, n).await {
+            let rt2 = runtime.clone();
+            runtime.spawn(Box::pin(async move {
+                match open_streams(&session, n, &rt2).await {
                     Ok(()) => eprintln!("open-streams: {n} ok"),
                     Err(e) => eprintln!("open-streams: {e}"),
                 }
-            });
+            }));
         }
     }
 }
 
 /// Echoes every stream of a session until it ends.
-async fn serve_session(session: Session, peer: SocketAddr) {
+async fn serve_session(session: Session, peer: SocketAddr, rt: Arc<dyn Runtime>) {
     while let Ok(stream) = session.accept_stream().await {
-        tokio::spawn(echo(stream));
+        rt.spawn(Box::pin(echo(stream)));
     }
     match session.close_reason() {
-        Some(smux_tokio::CloseReason::PeerClosed) | None => {}
-        Some(reason) => eprintln!("session from {peer} ended: {reason}"),
+        Some(CloseReason::PeerClosed | CloseReason::Local) | None => {}
+        Some(reason) => eprintln!("session with {peer} ended: {reason}"),
     }
 }
 
 /// Writes back what arrives; finishes after the echo once the peer half-closes.
 async fn echo(stream: Stream) {
-    let (mut r, mut w) = stream.into_split();
-    if tokio::io::copy(&mut r, &mut w).await.is_ok() {
-        let _ = w.shutdown().await;
+    let (r, mut w) = stream.into_split();
+    if futures_util::io::copy(r, &mut w).await.is_ok() {
+        let _ = w.close().await;
     }
 }
 
 /// Opens `n` streams toward the peer, sends a seeded 64 KiB message on each, half-closes
 /// and checks the echo.
-async fn open_streams(session: &Session, n: usize) -> Result<(), String> {
+async fn open_streams(session: &Session, n: usize, rt: &Arc<dyn Runtime>) -> Result<(), String> {
     let mut tasks = Vec::new();
     for i in 0..n {
         let stream = session.open_stream().await.map_err(|e| e.to_string())?;
-        tasks.push(tokio::spawn(async move {
+        tasks.push(spawn(rt, async move {
             let data = seeded(0x5EED, i as u64, 64 * 1024);
             let got = exchange(stream, &data, true).await?;
             check(i, &data, &got)
         }));
     }
     for t in tasks {
-        t.await.map_err(|e| e.to_string())??;
+        t.await?;
     }
     Ok(())
 }
@@ -230,27 +291,25 @@ async fn open_streams(session: &Session, n: usize) -> Result<(), String> {
 /// reads to the peer's FIN; otherwise reads exactly `data.len()` bytes.
 async fn exchange(stream: Stream, data: &[u8], half_close: bool) -> Result<Vec<u8>, String> {
     let (mut r, mut w) = stream.into_split();
-    let to_send = data.to_vec();
-    let writer = tokio::spawn(async move {
-        w.write_all(&to_send).await?;
+    let write = async {
+        w.write_all(data).await?;
         if half_close {
-            w.shutdown().await?;
+            w.close().await?;
         }
-        Ok::<_, std::io::Error>(w)
-    });
-    let mut got = Vec::with_capacity(data.len());
-    let read = if half_close {
-        r.read_to_end(&mut got).await.map(|_| ())
-    } else {
-        got.resize(data.len(), 0);
-        r.read_exact(&mut got).await.map(|_| ())
+        Ok::<_, std::io::Error>(())
     };
+    let mut got = Vec::with_capacity(data.len());
+    let read = async {
+        if half_close {
+            r.read_to_end(&mut got).await.map(drop)
+        } else {
+            got.resize(data.len(), 0);
+            r.read_exact(&mut got).await
+        }
+    };
+    let (written, read) = futures_util::future::join(write, read).await;
     read.map_err(|e| format!("read failed: {e}"))?;
-    let w = writer
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| format!("write failed: {e}"))?;
-    drop((r, w));
+    written.map_err(|e| format!("write failed: {e}"))?;
     Ok(got)
 }
 
@@ -268,7 +327,7 @@ fn check(stream: usize, sent: &[u8], got: &[u8]) -> Result<(), String> {
     }
 }
 
-async fn client(
+fn client(
     addr: SocketAddr,
     streams: usize,
     bytes: usize,
@@ -276,50 +335,53 @@ async fn client(
     half_close: bool,
     common: Common,
 ) -> Result<(), String> {
-    common.check_runtime()?;
     let config = common.config()?;
-    let conn = TcpStream::connect(addr)
-        .await
-        .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
-    let _ = conn.set_nodelay(true);
-    let session = smux_tokio::client(conn, config).map_err(|e| e.to_string())?;
-    // Echo what the server opens toward us (`server --open`).
-    tokio::spawn(serve_session(session.clone(), addr));
-    let start = Instant::now();
-    let mut tasks = Vec::new();
-    for i in 0..streams {
-        let stream = session
-            .open_stream()
-            .await
-            .map_err(|e| format!("cannot open stream {i}: {e}"))?;
-        tasks.push(tokio::spawn(async move {
-            let data = seeded(seed, i as u64, bytes);
-            let got = exchange(stream, &data, half_close)
+    let rt = Rt::new(common.runtime)?;
+    let runtime = rt.runtime();
+    let conn = TcpStream::connect(addr).map_err(|e| format!("cannot connect to {addr}: {e}"))?;
+    let io = rt.wrap(conn)?;
+    rt.block_on(async move {
+        let session = Session::spawn(io, Role::Client, config, runtime.clone());
+        // Echo what the server opens toward us (`server --open`).
+        runtime.spawn(Box::pin(serve_session(
+            session.clone(),
+            addr,
+            runtime.clone(),
+        )));
+        let start = Instant::now();
+        let mut tasks = Vec::new();
+        for i in 0..streams {
+            let stream = session
+                .open_stream()
                 .await
-                .map_err(|e| format!("stream {i}: {e}"))?;
-            check(i, &data, &got)
-        }));
-    }
-    let mut failure = None;
-    for t in tasks {
-        let outcome = t.await.map_err(|e| e.to_string()).and_then(|r| r);
-        if let Err(e) = outcome {
-            failure.get_or_insert(e);
+                .map_err(|e| format!("cannot open stream {i}: {e}"))?;
+            tasks.push(spawn(&runtime, async move {
+                let data = seeded(seed, i as u64, bytes);
+                let got = exchange(stream, &data, half_close)
+                    .await
+                    .map_err(|e| format!("stream {i}: {e}"))?;
+                check(i, &data, &got)
+            }));
         }
-    }
-    if let Some(e) = failure {
-        return Err(match session.close_reason() {
-            Some(reason) => format!("{e} (session ended: {reason})"),
-            None => e,
-        });
-    }
-    let secs = start.elapsed().as_secs_f64();
-    let total = (streams * bytes) as f64;
-    println!(
-        "streams={streams} bytes={} seconds={secs:.3} MB/s={:.1}",
-        streams * bytes,
-        total / secs / 1e6
-    );
-    session.close().await;
-    Ok(())
+        let mut failure = None;
+        for t in tasks {
+            if let Err(e) = t.await {
+                failure.get_or_insert(e);
+            }
+        }
+        if let Some(e) = failure {
+            return Err(match session.close_reason() {
+                Some(reason) => format!("{e} (session ended: {reason})"),
+                None => e,
+            });
+        }
+        let secs = start.elapsed().as_secs_f64();
+        println!(
+            "streams={streams} bytes={} seconds={secs:.3} MB/s={:.1}",
+            streams * bytes,
+            (streams * bytes) as f64 / secs / 1e6
+        );
+        session.close().await;
+        Ok(())
+    })
 }
