@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Builds the Go interop peer against both xtaci/smux versions in the field:
+#   bin/go-peer-1.5.57 (go.mod, upstream's newest) and bin/go-peer-1.5.16 (go.v1516.mod, Debian's).
+# Modules come from the Go module proxy (go mod download); run it once before the tests.
+set -euo pipefail
+cd "$(dirname "$0")"
+mkdir -p bin
+go mod download
+go mod download -modfile=go.v1516.mod
+go build -o bin/go-peer-1.5.57 .
+go build -modfile=go.v1516.mod -o bin/go-peer-1.5.16 .
+echo "built $(pwd)/bin/go-peer-1.5.57 and $(pwd)/bin/go-peer-1.5.16"

@@ -1,0 +1,5 @@
+module smux-rs/interop-peer
+
+go 1.21
+
+require github.com/xtaci/smux v1.5.16

@@ -1,0 +1,352 @@
+// go-peer: the Go side of smux-rs's interop tests, built against the real xtaci/smux
+// (go.mod: upstream's newest; go.v1516.mod: v1.5.16, the version Debian ships). Its
+// command line mirrors smux-echo's, so the tests can swap either side.
+package main
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math/rand"
+	"net"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/xtaci/smux"
+)
+
+// seeded is interop_tests::seeded: a splitmix64 sequence from the seed and the stream index.
+func seeded(seed, stream uint64, n int) []byte {
+	state := seed ^ (stream * 0xA0761D6478BD642F)
+	out := make([]byte, 0, n+8)
+	var word [8]byte
+	for len(out) < n {
+		state += 0x9E3779B97F4A7C15
+		z := state
+		z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9
+		z = (z ^ (z >> 27)) * 0x94D049BB133111EB
+		binary.LittleEndian.PutUint64(word[:], z^(z>>31))
+		out = append(out, word[:]...)
+	}
+	return out[:n]
+}
+
+type options struct {
+	version, maxFrame, maxRecv, maxStream int
+	kaInterval, kaTimeout                 int
+	noKeepalive                           bool
+}
+
+func (o *options) register(fs *flag.FlagSet) {
+	fs.IntVar(&o.version, "version", 1, "protocol version")
+	fs.IntVar(&o.maxFrame, "max-frame-size", 0, "MaxFrameSize (0: default)")
+	fs.IntVar(&o.maxRecv, "max-receive-buffer", 0, "MaxReceiveBuffer (0: default)")
+	fs.IntVar(&o.maxStream, "max-stream-buffer", 0, "MaxStreamBuffer (0: default)")
+	fs.IntVar(&o.kaInterval, "keepalive-interval-ms", 0, "KeepAliveInterval in ms (0: default)")
+	fs.IntVar(&o.kaTimeout, "keepalive-timeout-ms", 0, "KeepAliveTimeout in ms (0: default)")
+	fs.BoolVar(&o.noKeepalive, "no-keepalive", false, "KeepAliveDisabled")
+}
+
+func (o *options) config() *smux.Config {
+	c := smux.DefaultConfig()
+	c.Version = o.version
+	if o.maxFrame > 0 {
+		c.MaxFrameSize = o.maxFrame
+	}
+	if o.maxRecv > 0 {
+		c.MaxReceiveBuffer = o.maxRecv
+	}
+	if o.maxStream > 0 {
+		c.MaxStreamBuffer = o.maxStream
+	}
+	if o.kaInterval > 0 {
+		c.KeepAliveInterval = time.Duration(o.kaInterval) * time.Millisecond
+	}
+	if o.kaTimeout > 0 {
+		c.KeepAliveTimeout = time.Duration(o.kaTimeout) * time.Millisecond
+	}
+	c.KeepAliveDisabled = o.noKeepalive
+	if err := smux.VerifyConfig(c); err != nil {
+		fail("config: %v", err)
+	}
+	return c
+}
+
+func fail(format string, args ...interface{}) {
+	fmt.Fprintf(os.Stderr, "go-peer: "+format+"\n", args...)
+	os.Exit(1)
+}
+
+// closeWrite half-closes where the library can (CloseWrite exists since v1.5.54).
+func closeWrite(s *smux.Stream) bool {
+	if cw, ok := interface{}(s).(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite() == nil
+	}
+	return false
+}
+
+// echo writes back what arrives; after the peer's FIN it half-closes (or closes).
+func echo(s *smux.Stream) {
+	buf := make([]byte, 64*1024)
+	for {
+		n, err := s.Read(buf)
+		if n > 0 {
+			if _, werr := s.Write(buf[:n]); werr != nil {
+				s.Close()
+				return
+			}
+		}
+		if err != nil {
+			break
+		}
+	}
+	if !closeWrite(s) {
+		s.Close()
+	}
+}
+
+func serveSession(sess *smux.Session) {
+	for {
+		s, err := sess.AcceptStream()
+		if err != nil {
+			return
+		}
+		go echo(s)
+	}
+}
+
+// exchange writes data in pieces while reading the echo, and checks it. With halfClose it
+// reads the whole echo first, then CloseWrites and expects the peer's FIN: Go drops unread
+// data once both FINs crossed, so the reply must be read before the peer can send its FIN.
+// With earlyCloseWrite it half-closes right after writing and waits before reading, which
+// lets Go's loss happen (the interop tests assert that it does).
+func exchange(s *smux.Stream, data []byte, halfClose, earlyCloseWrite bool, rng *rand.Rand) error {
+	werr := make(chan error, 1)
+	go func() {
+		sent := 0
+		for sent < len(data) {
+			n := len(data) - sent
+			if rng != nil {
+				if r := 1 + rng.Intn(1<<20); r < n {
+					n = r
+				}
+			}
+			if _, err := s.Write(data[sent : sent+n]); err != nil {
+				werr <- err
+				return
+			}
+			sent += n
+		}
+		if earlyCloseWrite && !closeWrite(s) {
+			werr <- errors.New("CloseWrite is not available in this smux version")
+			return
+		}
+		werr <- nil
+	}()
+	if earlyCloseWrite {
+		time.Sleep(300 * time.Millisecond)
+		got, _ := io.ReadAll(s)
+		if err := <-werr; err != nil {
+			return fmt.Errorf("write: %v", err)
+		}
+		if !bytes.Equal(got, data) {
+			return fmt.Errorf("echo differs (%d bytes back, %d sent)", len(got), len(data))
+		}
+		return nil
+	}
+	got := make([]byte, len(data))
+	if _, err := io.ReadFull(s, got); err != nil {
+		return fmt.Errorf("read: %v", err)
+	}
+	if err := <-werr; err != nil {
+		return fmt.Errorf("write: %v", err)
+	}
+	if !bytes.Equal(got, data) {
+		return fmt.Errorf("echo differs")
+	}
+	if halfClose {
+		if !closeWrite(s) {
+			return errors.New("CloseWrite is not available in this smux version")
+		}
+		var one [1]byte
+		if n, err := s.Read(one[:]); n != 0 || err != io.EOF {
+			return fmt.Errorf("expected the peer's FIN after the echo, got %d bytes, %v", n, err)
+		}
+	}
+	return nil
+}
+
+func server(args []string) {
+	fs := flag.NewFlagSet("server", flag.ExitOnError)
+	var o options
+	o.register(fs)
+	listen := fs.String("listen", "127.0.0.1:0", "address")
+	open := fs.Int("open", 0, "streams to open toward each client")
+	fs.Parse(args)
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		fail("listen: %v", err)
+	}
+	fmt.Printf("listening on %s\n", ln.Addr())
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			fail("accept: %v", err)
+		}
+		sess, err := smux.Server(conn, o.config())
+		if err != nil {
+			fail("session: %v", err)
+		}
+		go serveSession(sess)
+		if *open > 0 {
+			go func(n int) {
+				var wg sync.WaitGroup
+				errs := make(chan error, n)
+				for i := 0; i < n; i++ {
+					s, err := sess.OpenStream()
+					if err != nil {
+						errs <- err
+						break
+					}
+					wg.Add(1)
+					go func(i int, s *smux.Stream) {
+						defer wg.Done()
+						defer s.Close()
+						errs <- exchange(s, seeded(0x5EED, uint64(i), 64*1024), false, false, nil)
+					}(i, s)
+				}
+				wg.Wait()
+				close(errs)
+				for err := range errs {
+					if err != nil {
+						fmt.Fprintf(os.Stderr, "open-streams: %v\n", err)
+						return
+					}
+				}
+				fmt.Fprintf(os.Stderr, "open-streams: %d ok\n", n)
+			}(*open)
+		}
+	}
+}
+
+func client(args []string) {
+	fs := flag.NewFlagSet("client", flag.ExitOnError)
+	var o options
+	o.register(fs)
+	addr := fs.String("connect", "", "address")
+	streams := fs.Int("streams", 1, "concurrent streams")
+	size := fs.Int("bytes", 1<<20, "bytes per stream")
+	seed := fs.Uint64("seed", 1, "data seed")
+	halfClose := fs.Bool("half-close", false, "read the echo, then CloseWrite and expect the peer's FIN")
+	early := fs.Bool("early-close-write", false, "CloseWrite right after writing (shows Go's loss)")
+	random := fs.Bool("random-sizes", false, "write in random pieces of 1 B..1 MiB")
+	fs.Parse(args)
+	conn, err := net.Dial("tcp", *addr)
+	if err != nil {
+		fail("connect: %v", err)
+	}
+	sess, err := smux.Client(conn, o.config())
+	if err != nil {
+		fail("session: %v", err)
+	}
+	go serveSession(sess)
+	start := time.Now()
+	var wg sync.WaitGroup
+	errs := make(chan error, *streams)
+	for i := 0; i < *streams; i++ {
+		s, err := sess.OpenStream()
+		if err != nil {
+			fail("open stream %d: %v", i, err)
+		}
+		wg.Add(1)
+		go func(i int, s *smux.Stream) {
+			defer wg.Done()
+			defer s.Close()
+			var rng *rand.Rand
+			if *random {
+				rng = rand.New(rand.NewSource(int64(*seed) + int64(i)))
+			}
+			if err := exchange(s, seeded(*seed, uint64(i), *size), *halfClose, *early, rng); err != nil {
+				errs <- fmt.Errorf("stream %d: %v", i, err)
+			}
+		}(i, s)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		fail("%v", err)
+	}
+	secs := time.Since(start).Seconds()
+	total := *streams * *size
+	fmt.Printf("streams=%d bytes=%d seconds=%.3f MB/s=%.1f\n", *streams, total, secs, float64(total)/secs/1e6)
+	sess.Close()
+}
+
+// garbage writes one malformed frame after a valid SYN and reports whether the Rust side
+// then closed the connection.
+func garbage(args []string) {
+	fs := flag.NewFlagSet("garbage", flag.ExitOnError)
+	addr := fs.String("connect", "", "address")
+	version := fs.Int("version", 1, "the peer's protocol version")
+	kind := fs.String("kind", "version", "version|cmd|syn-payload|upd-length|upd-v1|random")
+	fs.Parse(args)
+	conn, err := net.Dial("tcp", *addr)
+	if err != nil {
+		fail("connect: %v", err)
+	}
+	v := byte(*version)
+	header := func(ver, cmd byte, length uint16, sid uint32) []byte {
+		h := []byte{ver, cmd, 0, 0, 0, 0, 0, 0}
+		binary.LittleEndian.PutUint16(h[2:], length)
+		binary.LittleEndian.PutUint32(h[4:], sid)
+		return h
+	}
+	frames := header(v, 0, 0, 3) // a valid SYN first
+	switch *kind {
+	case "version":
+		frames = append(frames, header(v+1, 2, 0, 3)...)
+	case "cmd":
+		frames = append(frames, header(v, 9, 0, 3)...)
+	case "syn-payload":
+		frames = append(frames, append(header(v, 0, 4, 5), 1, 2, 3, 4)...)
+	case "upd-length":
+		frames = append(frames, append(header(v, 4, 4, 3), 1, 2, 3, 4)...)
+	case "upd-v1":
+		frames = append(frames, append(header(v, 4, 8, 3), make([]byte, 8)...)...)
+	case "random":
+		junk := make([]byte, 4096)
+		rand.New(rand.NewSource(7)).Read(junk)
+		junk[0] = v + 7 // never a valid version byte
+		frames = append(frames, junk...)
+	default:
+		fail("unknown kind %q", *kind)
+	}
+	if _, err := conn.Write(frames); err != nil {
+		fail("write: %v", err)
+	}
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.Copy(io.Discard, conn); err != nil {
+		fail("the peer did not close the connection: %v", err)
+	}
+	fmt.Println("closed by peer")
+}
+
+func main() {
+	if len(os.Args) < 2 {
+		fail("usage: go-peer server|client|garbage [flags]")
+	}
+	switch os.Args[1] {
+	case "server":
+		server(os.Args[2:])
+	case "client":
+		client(os.Args[2:])
+	case "garbage":
+		garbage(os.Args[2:])
+	default:
+		fail("unknown command %q", os.Args[1])
+	}
+}

@@ -1,0 +1,456 @@
+//! smux-rs against Go's xtaci/smux, both directions, versions 1 and 2, Go v1.5.57 and
+//! v1.5.16. The Go side is `interop-tests/go` (built by `interop-tests/go/build.sh`, or here
+//! once if Go is installed); the Rust side is `smux-echo`. Without Go the tests skip with a
+//! message; with `CI=true` they never skip.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+
+const SMUX_ECHO: &str = env!("CARGO_BIN_EXE_smux-echo");
+const GO_VERSIONS: [&str; 2] = ["1.5.57", "1.5.16"];
+
+/// The Go peers, built once per test binary (never concurrently), or `None` to skip.
+fn go_dir() -> Option<&'static Path> {
+    static BUILT: OnceLock<Option<PathBuf>> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("go");
+            let have = |v: &str| dir.join(format!("bin/go-peer-{v}")).exists();
+            if GO_VERSIONS.iter().all(|v| have(v)) {
+                return Some(dir);
+            }
+            let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+            let go = Command::new("go").arg("version").output();
+            if go.is_err() {
+                assert!(!ci, "CI=true but Go is missing: the interop tests must run in CI");
+                eprintln!(
+                    "SKIPPED: Go interop tests need Go (https://go.dev/dl or `apt-get install golang`) \
+                     and then `interop-tests/go/build.sh`"
+                );
+                return None;
+            }
+            let status = Command::new("bash")
+                .arg(dir.join("build.sh"))
+                .status()
+                .expect("run interop-tests/go/build.sh");
+            assert!(status.success(), "building the Go peer failed");
+            Some(dir)
+        })
+        .as_deref()
+}
+
+fn go_bin(version: &str) -> Option<PathBuf> {
+    go_dir().map(|d| d.join(format!("bin/go-peer-{version}")))
+}
+
+/// A running server (smux-echo or go-peer), killed on drop.
+struct Server {
+    child: Child,
+    addr: String,
+}
+
+impl Server {
+    fn start(program: &Path, args: &[&str]) -> Self {
+        let mut child = Command::new(program)
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {}: {e}", program.display()));
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let addr = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
+            .to_string();
+        Self { child, addr }
+    }
+
+    fn rust(args: &[&str]) -> Self {
+        let mut all = vec!["server", "--listen", "127.0.0.1:0"];
+        all.extend_from_slice(args);
+        Self::start(Path::new(SMUX_ECHO), &all)
+    }
+
+    fn go(bin: &Path, args: &[&str]) -> Self {
+        let mut all = vec!["server", "-listen", "127.0.0.1:0"];
+        all.extend_from_slice(args);
+        Self::start(bin, &all)
+    }
+
+    /// Stops the server and returns what it printed on stderr.
+    fn stop(mut self) -> String {
+        let _ = self.child.kill();
+        let mut err = String::new();
+        self.child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut err)
+            .unwrap();
+        err
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn rust_client(addr: &str, args: &[&str]) -> Output {
+    Command::new(SMUX_ECHO)
+        .args(["client", "--connect", addr])
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn go_client(bin: &Path, addr: &str, args: &[&str]) -> Output {
+    Command::new(bin)
+        .args(["client", "-connect", addr])
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn ok(out: &Output, what: &str) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{what} failed: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// Go client -> Rust server: 1000 parallel streams, then 64 MiB in random 1 B..1 MiB
+/// writes over 16 streams, checked byte for byte by the Go side.
+fn go_to_rust(go: &Path, version: &str, rust_runtime: &str) {
+    let server = Server::rust(&["--version", version, "--runtime", rust_runtime]);
+    let what = format!("go client -> {rust_runtime} server, v{version}");
+    ok(
+        &go_client(
+            go,
+            &server.addr,
+            &["-version", version, "-streams", "1000", "-bytes", "2000"],
+        ),
+        &what,
+    );
+    let out = go_client(
+        go,
+        &server.addr,
+        &[
+            "-version",
+            version,
+            "-streams",
+            "16",
+            "-bytes",
+            "4194304",
+            "-random-sizes",
+            "-seed",
+            "9",
+        ],
+    );
+    assert!(ok(&out, &what).contains("bytes=67108864"));
+}
+
+/// Rust client -> Go server: the same shapes.
+fn rust_to_go(go: &Path, version: &str) {
+    let server = Server::go(go, &["-version", version]);
+    let what = format!("rust client -> go server, v{version}");
+    ok(
+        &rust_client(
+            &server.addr,
+            &["--version", version, "--streams", "1000", "--bytes", "2000"],
+        ),
+        &what,
+    );
+    let out = rust_client(
+        &server.addr,
+        &[
+            "--version",
+            version,
+            "--streams",
+            "16",
+            "--bytes",
+            "4194304",
+            "--seed",
+            "9",
+        ],
+    );
+    assert!(ok(&out, &what).contains("bytes=67108864"));
+}
+
+macro_rules! matrix {
+    ($($name:ident: $go:expr, $version:expr, $dir:ident;)*) => {
+        $(
+            #[test]
+            fn $name() {
+                let Some(go) = go_bin($go) else { return };
+                matrix!(@run $dir, &go, $version);
+            }
+        )*
+    };
+    (@run go_to_rust, $go:expr, $v:expr) => { go_to_rust($go, $v, "tokio") };
+    (@run rust_to_go, $go:expr, $v:expr) => { rust_to_go($go, $v) };
+}
+
+matrix! {
+    go_1_5_57_client_to_rust_v1: "1.5.57", "1", go_to_rust;
+    go_1_5_57_client_to_rust_v2: "1.5.57", "2", go_to_rust;
+    rust_client_to_go_1_5_57_v1: "1.5.57", "1", rust_to_go;
+    rust_client_to_go_1_5_57_v2: "1.5.57", "2", rust_to_go;
+    go_1_5_16_client_to_rust_v1: "1.5.16", "1", go_to_rust;
+    go_1_5_16_client_to_rust_v2: "1.5.16", "2", go_to_rust;
+    rust_client_to_go_1_5_16_v1: "1.5.16", "1", rust_to_go;
+    rust_client_to_go_1_5_16_v2: "1.5.16", "2", rust_to_go;
+}
+
+#[test]
+fn go_clients_against_smol_and_async_std_servers() {
+    let Some(go) = go_bin("1.5.57") else { return };
+    go_to_rust(&go, "1", "smol");
+    go_to_rust(&go, "2", "async-std");
+    let go16 = go_bin("1.5.16").unwrap();
+    go_to_rust(&go16, "2", "smol");
+}
+
+#[test]
+fn rust_clients_on_smol_and_async_std_against_go() {
+    for go_version in GO_VERSIONS {
+        let Some(go) = go_bin(go_version) else { return };
+        let server = Server::go(&go, &["-version", "2"]);
+        for rt in ["smol", "async-std"] {
+            let out = rust_client(
+                &server.addr,
+                &[
+                    "--runtime",
+                    rt,
+                    "--version",
+                    "2",
+                    "--streams",
+                    "100",
+                    "--bytes",
+                    "100000",
+                ],
+            );
+            ok(&out, &format!("{rt} client -> go {go_version}"));
+        }
+    }
+}
+
+#[test]
+fn streams_opened_by_the_server_side() {
+    for go_version in GO_VERSIONS {
+        let Some(go) = go_bin(go_version) else { return };
+        for v in ["1", "2"] {
+            // A Go server opens 20 streams toward a Rust client, which echoes them.
+            let server = Server::go(&go, &["-version", v, "-open", "20"]);
+            ok(
+                &rust_client(&server.addr, &["--version", v, "--bytes", "8000000"]),
+                "rust client",
+            );
+            let err = server.stop();
+            assert!(
+                err.contains("open-streams: 20 ok"),
+                "go {go_version} v{v}: {err}"
+            );
+            // A Rust server opens 20 streams toward a Go client, which echoes them.
+            let server = Server::rust(&["--version", v, "--open", "20"]);
+            ok(
+                &go_client(&go, &server.addr, &["-version", v, "-bytes", "8000000"]),
+                "go client",
+            );
+            let err = server.stop();
+            assert!(
+                err.contains("open-streams: 20 ok"),
+                "go {go_version} v{v}: {err}"
+            );
+        }
+    }
+}
+
+#[test]
+fn half_close_with_close_write_both_ways() {
+    let Some(go) = go_bin("1.5.57") else { return };
+    for v in ["1", "2"] {
+        // Go reads the whole echo, then CloseWrites and expects our FIN.
+        let server = Server::rust(&["--version", v]);
+        ok(
+            &go_client(
+                &go,
+                &server.addr,
+                &[
+                    "-version",
+                    v,
+                    "-streams",
+                    "50",
+                    "-bytes",
+                    "300000",
+                    "-half-close",
+                ],
+            ),
+            "go client half-close",
+        );
+        // We half-close first; the Go server echoes, then CloseWrites after our FIN.
+        let server = Server::go(&go, &["-version", v]);
+        ok(
+            &rust_client(
+                &server.addr,
+                &[
+                    "--version",
+                    v,
+                    "--streams",
+                    "50",
+                    "--bytes",
+                    "300000",
+                    "--half-close",
+                ],
+            ),
+            "rust client half-close",
+        );
+    }
+}
+
+/// Go quirk (v1.5.54+): a stream that did CloseWrite drops its unread data once the peer's
+/// FIN arrives. If this starts failing, upstream fixed it: update the README.
+#[test]
+fn go_drops_unread_data_after_both_fins() {
+    let Some(go) = go_bin("1.5.57") else { return };
+    let server = Server::rust(&["--version", "2"]);
+    let out = go_client(
+        &go,
+        &server.addr,
+        &["-version", "2", "-bytes", "100000", "-early-close-write"],
+    );
+    assert!(
+        !out.status.success(),
+        "Go kept the data: its loss is fixed upstream"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("echo differs"));
+}
+
+#[test]
+fn garbage_from_go_ends_the_session_with_a_protocol_error() {
+    let Some(go) = go_bin("1.5.57") else { return };
+    for (v, kind, expect) in [
+        (
+            "1",
+            "version",
+            "frame with version 2 on a version 1 session",
+        ),
+        ("2", "cmd", "unknown command byte 9"),
+        (
+            "1",
+            "syn-payload",
+            "SYN frame for sid 5 carries a 4-byte payload",
+        ),
+        ("2", "upd-length", "UPD frame for sid 3 has length 4"),
+        ("1", "upd-v1", "UPD frame for sid 3 on a version 1 session"),
+        ("2", "random", "frame with version 9 on a version 2 session"),
+    ] {
+        let server = Server::rust(&["--version", v]);
+        let out = Command::new(&go)
+            .args([
+                "garbage",
+                "-connect",
+                &server.addr,
+                "-version",
+                v,
+                "-kind",
+                kind,
+            ])
+            .output()
+            .unwrap();
+        ok(&out, &format!("garbage {kind}"));
+        // Other sessions of the same server are untouched.
+        ok(
+            &go_client(
+                &go,
+                &server.addr,
+                &["-version", v, "-streams", "10", "-bytes", "10000"],
+            ),
+            "a healthy session after the garbage",
+        );
+        let err = server.stop();
+        assert!(
+            err.contains("protocol error") && err.contains(expect),
+            "{kind}: {err}"
+        );
+    }
+}
+
+#[test]
+fn non_default_configs_on_both_sides() {
+    for go_version in GO_VERSIONS {
+        let Some(go) = go_bin(go_version) else { return };
+        // Go sends 65535-byte frames to a Rust side with small buffers, and the reverse.
+        let server = Server::rust(&[
+            "--version",
+            "2",
+            "--max-frame-size",
+            "1024",
+            "--max-receive-buffer",
+            "131072",
+            "--max-stream-buffer",
+            "16384",
+        ]);
+        ok(
+            &go_client(
+                &go,
+                &server.addr,
+                &[
+                    "-version",
+                    "2",
+                    "-max-frame-size",
+                    "65535",
+                    "-max-stream-buffer",
+                    "1048576",
+                    "-max-receive-buffer",
+                    "8388608",
+                    "-streams",
+                    "8",
+                    "-bytes",
+                    "2000000",
+                ],
+            ),
+            "go 65535-byte frames",
+        );
+        let server = Server::go(
+            &go,
+            &[
+                "-version",
+                "2",
+                "-max-frame-size",
+                "512",
+                "-max-receive-buffer",
+                "65536",
+                "-max-stream-buffer",
+                "8192",
+            ],
+        );
+        ok(
+            &rust_client(
+                &server.addr,
+                &[
+                    "--version",
+                    "2",
+                    "--max-frame-size",
+                    "65535",
+                    "--streams",
+                    "8",
+                    "--bytes",
+                    "2000000",
+                ],
+            ),
+            "rust 65535-byte frames",
+        );
+    }
+}
