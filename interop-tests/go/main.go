@@ -180,6 +180,52 @@ func exchange(s *smux.Stream, data []byte, halfClose, earlyCloseWrite bool, rng 
 	return nil
 }
 
+// requests sends n messages of size bytes, each echoed before the next, reading replies
+// readSize bytes at a time (0: whole).
+func requests(s *smux.Stream, n, size, readSize int, seed uint64) error {
+	reply := make([]byte, size)
+	for m := 0; m < n; m++ {
+		msg := seeded(seed, uint64(m), size)
+		if _, err := s.Write(msg); err != nil {
+			return fmt.Errorf("message %d: write: %v", m, err)
+		}
+		got := 0
+		for got < size {
+			end := size
+			if readSize > 0 && got+readSize < end {
+				end = got + readSize
+			}
+			k, err := s.Read(reply[got:end])
+			if err != nil {
+				return fmt.Errorf("message %d: read: %v", m, err)
+			}
+			got += k
+		}
+		if !bytes.Equal(reply, msg) {
+			return fmt.Errorf("message %d: wrong reply", m)
+		}
+	}
+	return nil
+}
+
+// silent connects and sends nothing, then reports when the peer closed the connection.
+func silent(args []string) {
+	fs := flag.NewFlagSet("silent", flag.ExitOnError)
+	addr := fs.String("connect", "", "address")
+	wait := fs.Int("wait-ms", 10000, "give up after this long")
+	fs.Parse(args)
+	conn, err := net.Dial("tcp", *addr)
+	if err != nil {
+		fail("connect: %v", err)
+	}
+	start := time.Now()
+	conn.SetReadDeadline(start.Add(time.Duration(*wait) * time.Millisecond))
+	if _, err := io.Copy(io.Discard, conn); err != nil {
+		fail("the peer did not close the connection: %v", err)
+	}
+	fmt.Printf("closed by peer after %d ms\n", time.Since(start).Milliseconds())
+}
+
 func server(args []string) {
 	fs := flag.NewFlagSet("server", flag.ExitOnError)
 	var o options
@@ -244,6 +290,9 @@ func client(args []string) {
 	halfClose := fs.Bool("half-close", false, "read the echo, then CloseWrite and expect the peer's FIN")
 	early := fs.Bool("early-close-write", false, "CloseWrite right after writing (shows Go's loss)")
 	random := fs.Bool("random-sizes", false, "write in random pieces of 1 B..1 MiB")
+	messages := fs.Int("messages", 0, "instead: send -bytes sized messages this many times, each answered before the next")
+	readSize := fs.Int("read-size", 0, "with -messages: read replies this many bytes at a time")
+	idle := fs.Int("idle-ms", 0, "stay silent this long after connecting, before any stream")
 	fs.Parse(args)
 	conn, err := net.Dial("tcp", *addr)
 	if err != nil {
@@ -254,6 +303,12 @@ func client(args []string) {
 		fail("session: %v", err)
 	}
 	go serveSession(sess)
+	if *idle > 0 {
+		time.Sleep(time.Duration(*idle) * time.Millisecond)
+		if sess.IsClosed() {
+			fail("the session closed while idle")
+		}
+	}
 	start := time.Now()
 	var wg sync.WaitGroup
 	errs := make(chan error, *streams)
@@ -266,6 +321,12 @@ func client(args []string) {
 		go func(i int, s *smux.Stream) {
 			defer wg.Done()
 			defer s.Close()
+			if *messages > 0 {
+				if err := requests(s, *messages, *size, *readSize, *seed+uint64(i)); err != nil {
+					errs <- fmt.Errorf("stream %d: %v", i, err)
+				}
+				return
+			}
 			var rng *rand.Rand
 			if *random {
 				rng = rand.New(rand.NewSource(int64(*seed) + int64(i)))
@@ -282,6 +343,9 @@ func client(args []string) {
 	}
 	secs := time.Since(start).Seconds()
 	total := *streams * *size
+	if *messages > 0 {
+		total *= *messages
+	}
 	fmt.Printf("streams=%d bytes=%d seconds=%.3f MB/s=%.1f\n", *streams, total, secs, float64(total)/secs/1e6)
 	sess.Close()
 }
@@ -337,7 +401,7 @@ func garbage(args []string) {
 
 func main() {
 	if len(os.Args) < 2 {
-		fail("usage: go-peer server|client|garbage [flags]")
+		fail("usage: go-peer server|client|garbage|silent [flags]")
 	}
 	switch os.Args[1] {
 	case "server":
@@ -346,6 +410,8 @@ func main() {
 		client(os.Args[2:])
 	case "garbage":
 		garbage(os.Args[2:])
+	case "silent":
+		silent(os.Args[2:])
 	default:
 		fail("unknown command %q", os.Args[1])
 	}

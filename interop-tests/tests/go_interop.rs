@@ -454,3 +454,108 @@ fn non_default_configs_on_both_sides() {
         );
     }
 }
+
+#[test]
+fn small_messages_and_six_byte_reads() {
+    for go_version in GO_VERSIONS {
+        let Some(go) = go_bin(go_version) else { return };
+        for v in ["1", "2"] {
+            let server = Server::rust(&["--version", v]);
+            // 1000 parallel streams x 100 request/response messages.
+            ok(
+                &go_client(
+                    &go,
+                    &server.addr,
+                    &[
+                        "-version",
+                        v,
+                        "-streams",
+                        "1000",
+                        "-messages",
+                        "100",
+                        "-bytes",
+                        "64",
+                    ],
+                ),
+                "1000 x 100 messages",
+            );
+            // Replies read 6 bytes at a time.
+            ok(
+                &go_client(
+                    &go,
+                    &server.addr,
+                    &[
+                        "-version",
+                        v,
+                        "-streams",
+                        "10",
+                        "-messages",
+                        "50",
+                        "-bytes",
+                        "1000",
+                        "-read-size",
+                        "6",
+                    ],
+                ),
+                "6-byte reads",
+            );
+        }
+    }
+}
+
+#[test]
+fn an_idle_rust_session_keeps_go_alive_past_its_timeout() {
+    for go_version in GO_VERSIONS {
+        let Some(go) = go_bin(go_version) else { return };
+        let server = Server::rust(&[
+            "--keepalive-interval-ms",
+            "100",
+            "--keepalive-timeout-ms",
+            "2000",
+        ]);
+        // Go gives up after 300 ms of silence; it idles for 1.5 s and then still works,
+        // because our NOPs keep coming.
+        ok(
+            &go_client(
+                &go,
+                &server.addr,
+                &[
+                    "-keepalive-interval-ms",
+                    "100",
+                    "-keepalive-timeout-ms",
+                    "300",
+                    "-idle-ms",
+                    "1500",
+                    "-bytes",
+                    "1000",
+                ],
+            ),
+            &format!("go {go_version} idle"),
+        );
+    }
+}
+
+#[test]
+fn a_silent_go_peer_is_dropped_by_keepalive() {
+    let Some(go) = go_bin("1.5.57") else { return };
+    let server = Server::rust(&[
+        "--keepalive-interval-ms",
+        "100",
+        "--keepalive-timeout-ms",
+        "400",
+    ]);
+    let out = Command::new(&go)
+        .args(["silent", "-connect", &server.addr])
+        .output()
+        .unwrap();
+    let stdout = ok(&out, "silent peer");
+    let ms: u64 = stdout
+        .trim()
+        .strip_prefix("closed by peer after ")
+        .and_then(|s| s.strip_suffix(" ms"))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("unexpected: {stdout}"));
+    assert!(ms >= 400, "dropped after {ms} ms, before the timeout");
+    let err = server.stop();
+    assert!(err.contains("keepalive timeout"), "{err}");
+}
