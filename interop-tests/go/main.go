@@ -208,6 +208,44 @@ func requests(s *smux.Stream, n, size, readSize int, seed uint64) error {
 	return nil
 }
 
+// stallOne makes this side a slow reader on one stream: it writes size bytes there and
+// does not read the echo, while a second stream exchanges 100 messages; then it reads the
+// stalled echo in full and checks it. In version 2 the second stream must not wait.
+func stallOne(sess *smux.Session, size int, seed uint64) error {
+	slow, err := sess.OpenStream()
+	if err != nil {
+		return err
+	}
+	data := seeded(seed, 0, size)
+	werr := make(chan error, 1)
+	go func() {
+		_, err := slow.Write(data)
+		werr <- err
+	}()
+	time.Sleep(200 * time.Millisecond) // let the echo back up toward us
+	fast, err := sess.OpenStream()
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	if err := requests(fast, 100, 64, 0, seed+1); err != nil {
+		return fmt.Errorf("fast stream: %v", err)
+	}
+	took := time.Since(start)
+	got := make([]byte, size)
+	if _, err := io.ReadFull(slow, got); err != nil {
+		return fmt.Errorf("slow stream: read: %v", err)
+	}
+	if err := <-werr; err != nil {
+		return fmt.Errorf("slow stream: write: %v", err)
+	}
+	if !bytes.Equal(got, data) {
+		return errors.New("slow stream: echo differs")
+	}
+	fmt.Printf("fast stream: 100 messages in %d ms while the slow one was stalled\n", took.Milliseconds())
+	return nil
+}
+
 // silent connects and sends nothing, then reports when the peer closed the connection.
 func silent(args []string) {
 	fs := flag.NewFlagSet("silent", flag.ExitOnError)
@@ -293,6 +331,7 @@ func client(args []string) {
 	messages := fs.Int("messages", 0, "instead: send -bytes sized messages this many times, each answered before the next")
 	readSize := fs.Int("read-size", 0, "with -messages: read replies this many bytes at a time")
 	idle := fs.Int("idle-ms", 0, "stay silent this long after connecting, before any stream")
+	stall := fs.Bool("stall-one", false, "instead: one stream's echo is not read while another stream exchanges 100 messages, then checked")
 	fs.Parse(args)
 	conn, err := net.Dial("tcp", *addr)
 	if err != nil {
@@ -308,6 +347,14 @@ func client(args []string) {
 		if sess.IsClosed() {
 			fail("the session closed while idle")
 		}
+	}
+	if *stall {
+		if err := stallOne(sess, *size, *seed); err != nil {
+			fail("%v", err)
+		}
+		fmt.Println("stall-one ok")
+		sess.Close()
+		return
 	}
 	start := time.Now()
 	var wg sync.WaitGroup

@@ -559,3 +559,21 @@ fn a_silent_go_peer_is_dropped_by_keepalive() {
     let err = server.stop();
     assert!(err.contains("keepalive timeout"), "{err}");
 }
+
+/// Version 2: Go stops reading one stream's echo, so our echo of it blocks on Go's window
+/// and we stop reading it too (a slow reader on each side); another stream's 100 messages
+/// still flow both ways, and the stalled stream loses nothing once read.
+#[test]
+fn v2_slow_reader_stalls_only_its_stream() {
+    for go_version in GO_VERSIONS {
+        let Some(go) = go_bin(go_version) else { return };
+        let server = Server::rust(&["--version", "2"]);
+        let out = go_client(
+            &go,
+            &server.addr,
+            &["-version", "2", "-bytes", "4000000", "-stall-one"],
+        );
+        let stdout = ok(&out, &format!("go {go_version} stall-one"));
+        assert!(stdout.contains("stall-one ok"), "{stdout}");
+    }
+}
