@@ -36,15 +36,6 @@ pub enum ProtocolError {
         /// Our wrapping count of bytes sent on the stream.
         written: u32,
     },
-    /// The peer opened streams past our accept backlog faster than the refusals could be
-    /// sent back.
-    #[error("peer opened too many streams past the accept backlog (sid {sid}): {pending} refusals pending")]
-    RefusalFlood {
-        /// The SYN that overflowed the refusal queue.
-        sid: u32,
-        /// Refusal FINs still waiting to be sent.
-        pending: usize,
-    },
 }
 
 /// Why a session ended. Every pending and later operation reports it.

@@ -50,8 +50,9 @@
 //!   pieces, so this stays under 10% of the data); a drained stream keeps no receive memory;
 //! * outbound stream data: [`Config::max_stream_send_buffer`] per open stream;
 //! * control frames: at most one pending NOP, one SYN and one UPD per stream, and at most
-//!   [`MAX_PENDING_REFUSALS`] refusal FINs; a peer that makes more refusals pile up is a
-//!   protocol error;
+//!   [`MAX_PENDING_REFUSALS`] refusal FINs: once that many wait, input is not read until they
+//!   are sent (a peer that floods SYNs and never reads our FINs stalls only itself, and
+//!   keepalive, which keeps running, ends it);
 //! * streams: at most [`Config::max_streams`] plus those refused;
 //! * readiness: one flag set and one queue entry per stream, never an unbounded event queue.
 //!
@@ -76,8 +77,8 @@ use std::fmt;
 use std::time::Instant;
 use stream::{StreamState, INITIAL_PEER_WINDOW};
 
-/// The most refusal FINs that may wait to be sent; one more SYN past the backlog is a
-/// protocol error.
+/// The most refusal FINs that may wait to be sent; past it the engine reads no more input
+/// until they have gone out.
 pub const MAX_PENDING_REFUSALS: usize = 1024;
 
 /// Which end of the connection this is. It decides the stream ids: the client opens odd
@@ -270,7 +271,7 @@ impl Engine {
         while !self.is_closed() {
             match self.rx {
                 RxState::Header => {
-                    if self.bucket <= 0 {
+                    if self.bucket <= 0 || self.refusals_queued >= MAX_PENDING_REFUSALS {
                         break;
                     }
                     let Some(head) = rest.first_chunk::<HEADER_LEN>() else {
@@ -327,10 +328,13 @@ impl Engine {
     }
 
     /// Whether the engine takes more input now. False while the receive budget is spent
-    /// (the application must read first) and after the session ended; stop reading the
-    /// connection then, and ask again after the application read.
+    /// (the application must read first), while [`MAX_PENDING_REFUSALS`] refusals wait to be
+    /// sent (transmit first), and after the session ended; stop reading the connection then,
+    /// and ask again after the application read or frames were transmitted.
     pub fn wants_input(&self) -> bool {
-        !self.is_closed() && (self.bucket > 0 || matches!(self.rx, RxState::Payload { .. }))
+        !self.is_closed()
+            && ((self.bucket > 0 && self.refusals_queued < MAX_PENDING_REFUSALS)
+                || matches!(self.rx, RxState::Payload { .. }))
     }
 
     /// Whether [`poll_transmit`](Self::poll_transmit) has something to do: frames to send,
@@ -777,14 +781,8 @@ impl Engine {
         let full = self.accept_queue.len() >= self.config.accept_backlog()
             || self.live_streams >= self.config.max_streams();
         if self.phase != Phase::Open || full {
+            // Room is guaranteed: input is not read while the refusal queue is full.
             self.stats.refused_streams += 1;
-            if self.refusals_queued >= MAX_PENDING_REFUSALS {
-                self.protocol_error(ProtocolError::RefusalFlood {
-                    sid,
-                    pending: self.refusals_queued,
-                });
-                return;
-            }
             self.refusals_queued += 1;
             self.control.push_back(Control::Refuse(sid));
             return;

@@ -197,26 +197,30 @@ fn upd_beyond_what_was_sent_is_a_protocol_error() {
 }
 
 #[test]
-fn a_syn_flood_is_refused_then_cut_off() {
+fn a_syn_flood_that_never_reads_stops_our_reading_not_our_memory() {
     let now = Instant::now();
     let config = quiet(1).accept_backlog(4).build().unwrap();
     let mut e = Engine::new(Role::Server, config, now);
-    // The refusal FINs are never sent (the peer does not read): the queue is capped.
-    let mut sid = 3u32;
-    while !e.is_closed() {
-        feed(&mut e, now, &[Frame::Syn { sid }]);
-        e.assert_invariants();
-        sid += 2;
-        assert!(
-            sid < 2 * (MAX_PENDING_REFUSALS as u32 + 10) + 3,
-            "never cut off"
-        );
+    let mut wire = BytesMut::new();
+    for i in 0..3000u32 {
+        Frame::Syn { sid: 3 + 2 * i }
+            .encode(Version::V1, &mut wire)
+            .unwrap();
     }
-    assert!(matches!(
-        protocol_error(&e),
-        ProtocolError::RefusalFlood { .. }
-    ));
-    assert_eq!(e.stats().refused_streams, MAX_PENDING_REFUSALS as u64 + 1);
+    // The refusals are not sent (the peer does not read): the engine stops taking input
+    // once MAX_PENDING_REFUSALS wait, instead of queueing without end.
+    let used = e.handle_input(now, &wire);
+    e.assert_invariants();
+    assert_eq!(used, (4 + MAX_PENDING_REFUSALS) * 8);
+    assert!(!e.wants_input());
+    assert!(!e.is_closed());
+    assert_eq!(e.stats().refused_streams, MAX_PENDING_REFUSALS as u64);
+    // Once they are sent, reading resumes where it stopped.
+    let fins = sent_frames(&mut e, now);
+    assert_eq!(fins.len(), MAX_PENDING_REFUSALS);
+    assert!(e.wants_input());
+    let more = e.handle_input(now, &wire[used..]);
+    assert_eq!(more, MAX_PENDING_REFUSALS * 8);
 }
 
 #[test]
