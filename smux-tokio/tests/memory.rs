@@ -12,11 +12,28 @@ use tokio::io::AsyncWriteExt;
 #[global_allocator]
 static ALLOCATOR: Cap<System> = Cap::new(System, usize::MAX);
 
-const STREAMS: u32 = 200;
 const RECEIVE_BUFFER: usize = 256 * 1024;
+/// Per-stream state the engine and driver keep for an open stream (measured in
+/// `idle_streams_cost_little`), used in the bounds below.
+const PER_STREAM: usize = 1024;
+
+/// The allocator counts the whole process: one measurement at a time.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 #[test]
-fn tiny_frame_flood_to_unread_streams_stays_bounded() {
+fn tiny_frame_flood_to_200_unread_streams_stays_bounded() {
+    flood(200);
+}
+
+#[test]
+fn tiny_frame_flood_to_10000_unread_streams_stays_bounded() {
+    flood(10_000);
+}
+
+fn flood(streams: u32) {
+    let _turn = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -26,6 +43,7 @@ fn tiny_frame_flood_to_unread_streams_stays_bounded() {
         let config = Config::builder()
             .max_receive_buffer(RECEIVE_BUFFER)
             .max_stream_buffer(64 * 1024)
+            .accept_backlog(streams as usize)
             .build()
             .unwrap();
         let before = ALLOCATOR.allocated();
@@ -35,7 +53,7 @@ fn tiny_frame_flood_to_unread_streams_stays_bounded() {
         // round-robin, until the server stops reading.
         let mut peer = peer;
         let mut batch = Vec::new();
-        for sid in 0..STREAMS {
+        for sid in 0..streams {
             Frame::Syn { sid: 3 + 2 * sid }
                 .encode(Version::V1, &mut batch)
                 .unwrap();
@@ -45,7 +63,7 @@ fn tiny_frame_flood_to_unread_streams_stays_bounded() {
         let mut peak = 0usize;
         'flood: loop {
             batch.clear();
-            for sid in 0..STREAMS {
+            for sid in 0..streams {
                 let frame = Frame::Psh {
                     sid: 3 + 2 * sid,
                     data: bytes::Bytes::from_static(b"x"),
@@ -56,7 +74,7 @@ fn tiny_frame_flood_to_unread_streams_stays_bounded() {
                 Ok(result) => result.unwrap(),
                 Err(_) => break 'flood, // the server stopped reading: its budget is spent
             }
-            sent += STREAMS as usize;
+            sent += streams as usize;
             peak = peak.max(ALLOCATOR.allocated().saturating_sub(before));
             assert!(
                 sent < 4 * RECEIVE_BUFFER,
@@ -70,17 +88,57 @@ fn tiny_frame_flood_to_unread_streams_stays_bounded() {
         assert!(stats.buffered_in >= RECEIVE_BUFFER, "{stats:?}");
         assert!(stats.buffered_in <= RECEIVE_BUFFER + 65535, "{stats:?}");
 
-        // The stated bound: the data, plus under 10% bookkeeping, plus one 4 KiB packing
-        // buffer and the stream's own state (under 1 KiB) per stream, plus the driver's
-        // fixed buffers (128 KiB read, up to 256 KiB of queued output) and 64 KiB slack for
-        // the session, the runtime's task and the maps.
+        // The stated bound: the data, as much again at most in packing-buffer slack, under
+        // 10% bookkeeping, each stream's own state, plus the driver's fixed buffers (128 KiB
+        // read, up to 256 KiB of queued output) and 64 KiB for the session and runtime.
         let data = RECEIVE_BUFFER + 65535;
-        let bound = data + data / 10 + STREAMS as usize * (4096 + 1024) + (128 + 256 + 64) * 1024;
+        let bound = 2 * data + data / 10 + streams as usize * PER_STREAM + (128 + 256 + 64) * 1024;
         assert!(peak <= bound, "held {peak} bytes, bound {bound}");
         eprintln!(
             "buffered {} bytes in {} streams; allocator held at most {peak} bytes (bound {bound})",
-            stats.buffered_in, STREAMS
+            stats.buffered_in, streams
         );
         drop(server);
+    });
+}
+
+/// A session holding 10 000 idle, accepted streams costs at most `PER_STREAM` bytes each.
+#[test]
+fn idle_streams_cost_little() {
+    let _turn = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    const IDLE: u32 = 10_000;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let (mut peer, ours) = tokio::io::duplex(64 * 1024);
+        let config = Config::builder()
+            .accept_backlog(IDLE as usize)
+            .build()
+            .unwrap();
+        let server = smux_tokio::server(ours, config).unwrap();
+        let mut held = Vec::with_capacity(IDLE as usize);
+        let before = ALLOCATOR.allocated();
+        let mut syns = Vec::new();
+        for i in 0..IDLE {
+            Frame::Syn { sid: 3 + 2 * i }
+                .encode(Version::V1, &mut syns)
+                .unwrap();
+        }
+        peer.write_all(&syns).await.unwrap();
+        for _ in 0..IDLE {
+            held.push(server.accept_stream().await.unwrap());
+        }
+        let per_stream = ALLOCATOR.allocated().saturating_sub(before) / IDLE as usize;
+        eprintln!("{IDLE} idle streams: {per_stream} bytes each (engine, driver and handle)");
+        assert!(
+            per_stream <= PER_STREAM,
+            "{per_stream} bytes per idle stream"
+        );
+        assert_eq!(server.stats().open_streams, IDLE as usize);
+        drop(held);
     });
 }

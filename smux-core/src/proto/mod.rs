@@ -43,11 +43,13 @@
 //! * inbound stream data: [`Config::max_receive_buffer`] + 65535 bytes (the budget is checked
 //!   before each header, so one frame may overshoot it); data for unknown, refused or
 //!   released streams is dropped, not buffered. Payloads are copied out of the caller's input
-//!   into exactly sized buffers (pieces of 1 KiB or more) or packed into one 4 KiB buffer per
-//!   stream (smaller pieces), so the allocator holds at most that much data, plus one 4 KiB
-//!   packing buffer per stream with data, plus about 48 bytes of bookkeeping per buffered
-//!   piece (every piece but a packed run holds at least 1 KiB, and runs alternate with such
-//!   pieces, so this stays under 10% of the data); a drained stream keeps no receive memory;
+//!   into exactly sized buffers (pieces of 1 KiB or more) or packed together (smaller pieces,
+//!   up to 4 KiB a run) in a per-stream buffer that grows by doubling with what it holds, so
+//!   the allocator holds at most that much data, plus the packing buffers' slack (at most as
+//!   much again as they hold, and at most 8 KiB per stream), plus about 48 bytes of
+//!   bookkeeping per buffered piece (every piece but a packed run holds at least 1 KiB, and
+//!   runs alternate with such pieces, so this stays under 10% of the data); a drained stream
+//!   keeps no receive memory;
 //! * outbound stream data: [`Config::max_stream_send_buffer`] per open stream;
 //! * control frames: at most one pending NOP, one SYN and one UPD per stream, and at most
 //!   [`MAX_PENDING_REFUSALS`] refusal FINs: once that many wait, input is not read until they
@@ -1050,7 +1052,7 @@ impl Engine {
                 "sid {sid}: recv_len"
             );
             assert!(
-                s.recv_tail.capacity() <= stream::PACK_BUFFER,
+                s.recv_tail.capacity() <= 2 * stream::PACK_BUFFER,
                 "sid {sid}: packing buffer grew"
             );
             assert!(

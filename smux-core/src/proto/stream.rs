@@ -11,7 +11,7 @@ pub(crate) const INITIAL_PEER_WINDOW: u32 = 262_144;
 /// Received pieces shorter than this are packed together into one buffer, so that a flood
 /// of tiny frames costs no more memory per byte than large ones.
 pub(crate) const PACK_BELOW: usize = 1024;
-/// The size of the buffer small pieces are packed into.
+/// The most bytes packed together before they are sealed into one piece.
 pub(crate) const PACK_BUFFER: usize = 4096;
 
 #[derive(Debug)]
@@ -98,7 +98,9 @@ impl StreamState {
         (i64::from(self.peer_window) - i64::from(inflight)).max(0) as usize
     }
 
-    /// Stores a received piece, copying it: exactly sized if large, packed if small.
+    /// Stores a received piece, copying it: exactly sized if large, packed if small. The
+    /// packing buffer grows with what it holds (doubling, from a few bytes), so a stream that
+    /// received a few bytes holds a few dozen, not a whole buffer.
     pub(crate) fn push_recv(&mut self, piece: &[u8]) {
         self.recv_len += piece.len();
         if piece.len() >= PACK_BELOW {
@@ -106,11 +108,8 @@ impl StreamState {
             self.recv.push_back(Bytes::copy_from_slice(piece));
             return;
         }
-        if self.recv_tail.capacity() - self.recv_tail.len() < piece.len() {
+        if self.recv_tail.len() + piece.len() > PACK_BUFFER {
             self.seal_tail();
-            if self.recv_tail.capacity() < PACK_BUFFER {
-                self.recv_tail = BytesMut::with_capacity(PACK_BUFFER);
-            }
         }
         self.recv_tail.extend_from_slice(piece);
     }
