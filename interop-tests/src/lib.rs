@@ -30,3 +30,77 @@ mod tests {
         assert_eq!(super::seeded(1, 2, 13).len(), 13);
     }
 }
+
+/// Running peers as child processes, for the tests that drive `smux-echo` and the Go peer.
+pub mod process {
+    use std::io::{BufRead, BufReader, Read};
+    use std::path::Path;
+    use std::process::{Child, Command, Output, Stdio};
+
+    /// A running server (`smux-echo server` or `go-peer server`), killed on drop. Both print
+    /// `listening on ADDR` as their first line.
+    #[derive(Debug)]
+    pub struct Server {
+        child: Child,
+        /// The address it listens on.
+        pub addr: String,
+    }
+
+    impl Server {
+        /// Starts `program` with `args` and waits for its address.
+        pub fn start(program: &Path, args: &[&str]) -> Self {
+            let mut child = Command::new(program)
+                .args(args)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap_or_else(|e| panic!("start {}: {e}", program.display()));
+            let mut line = String::new();
+            BufReader::new(child.stdout.take().expect("piped"))
+                .read_line(&mut line)
+                .expect("read the server's first line");
+            let addr = line
+                .trim()
+                .strip_prefix("listening on ")
+                .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
+                .to_string();
+            Self { child, addr }
+        }
+
+        /// Stops the server and returns what it printed on stderr.
+        pub fn stop(mut self) -> String {
+            let _ = self.child.kill();
+            let mut err = String::new();
+            if let Some(mut stderr) = self.child.stderr.take() {
+                let _ = stderr.read_to_string(&mut err);
+            }
+            err
+        }
+    }
+
+    impl Drop for Server {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    /// Runs `program` with `args` to completion.
+    pub fn run(program: &Path, args: &[&str]) -> Output {
+        Command::new(program)
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("run {}: {e}", program.display()))
+    }
+
+    /// Asserts that a run succeeded; returns its stdout.
+    pub fn ok(out: &Output, what: &str) -> String {
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(
+            out.status.success(),
+            "{what} failed: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    }
+}

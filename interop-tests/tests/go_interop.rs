@@ -3,9 +3,9 @@
 //! once if Go is installed); the Rust side is `smux-echo`. Without Go the tests skip with a
 //! message; with `CI=true` they never skip.
 
-use std::io::{BufRead, BufReader, Read};
+use interop_tests::process::{ok, Server};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::sync::OnceLock;
 
 const SMUX_ECHO: &str = env!("CARGO_BIN_EXE_smux-echo");
@@ -45,63 +45,18 @@ fn go_bin(version: &str) -> Option<PathBuf> {
     go_dir().map(|d| d.join(format!("bin/go-peer-{version}")))
 }
 
-/// A running server (smux-echo or go-peer), killed on drop.
-struct Server {
-    child: Child,
-    addr: String,
+/// Starts `smux-echo server` with `args`.
+fn rust_server(args: &[&str]) -> Server {
+    let mut all = vec!["server", "--listen", "127.0.0.1:0"];
+    all.extend_from_slice(args);
+    Server::start(Path::new(SMUX_ECHO), &all)
 }
 
-impl Server {
-    fn start(program: &Path, args: &[&str]) -> Self {
-        let mut child = Command::new(program)
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("start {}: {e}", program.display()));
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let addr = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
-            .to_string();
-        Self { child, addr }
-    }
-
-    fn rust(args: &[&str]) -> Self {
-        let mut all = vec!["server", "--listen", "127.0.0.1:0"];
-        all.extend_from_slice(args);
-        Self::start(Path::new(SMUX_ECHO), &all)
-    }
-
-    fn go(bin: &Path, args: &[&str]) -> Self {
-        let mut all = vec!["server", "-listen", "127.0.0.1:0"];
-        all.extend_from_slice(args);
-        Self::start(bin, &all)
-    }
-
-    /// Stops the server and returns what it printed on stderr.
-    fn stop(mut self) -> String {
-        let _ = self.child.kill();
-        let mut err = String::new();
-        self.child
-            .stderr
-            .take()
-            .unwrap()
-            .read_to_string(&mut err)
-            .unwrap();
-        err
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// Starts `go-peer server` with `args`.
+fn go_server(bin: &Path, args: &[&str]) -> Server {
+    let mut all = vec!["server", "-listen", "127.0.0.1:0"];
+    all.extend_from_slice(args);
+    Server::start(bin, &all)
 }
 
 fn rust_client(addr: &str, args: &[&str]) -> Output {
@@ -120,20 +75,10 @@ fn go_client(bin: &Path, addr: &str, args: &[&str]) -> Output {
         .unwrap()
 }
 
-fn ok(out: &Output, what: &str) -> String {
-    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(
-        out.status.success(),
-        "{what} failed: {stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
-}
-
 /// Go client -> Rust server: 1000 parallel streams, then 64 MiB in random 1 B..1 MiB
 /// writes over 16 streams, checked byte for byte by the Go side.
 fn go_to_rust(go: &Path, version: &str, rust_runtime: &str) {
-    let server = Server::rust(&["--version", version, "--runtime", rust_runtime]);
+    let server = rust_server(&["--version", version, "--runtime", rust_runtime]);
     let what = format!("go client -> {rust_runtime} server, v{version}");
     ok(
         &go_client(
@@ -163,7 +108,7 @@ fn go_to_rust(go: &Path, version: &str, rust_runtime: &str) {
 
 /// Rust client -> Go server: the same shapes.
 fn rust_to_go(go: &Path, version: &str) {
-    let server = Server::go(go, &["-version", version]);
+    let server = go_server(go, &["-version", version]);
     let what = format!("rust client -> go server, v{version}");
     ok(
         &rust_client(
@@ -226,7 +171,7 @@ fn go_clients_against_smol_and_async_std_servers() {
 fn rust_clients_on_smol_and_async_std_against_go() {
     for go_version in GO_VERSIONS {
         let Some(go) = go_bin(go_version) else { return };
-        let server = Server::go(&go, &["-version", "2"]);
+        let server = go_server(&go, &["-version", "2"]);
         for rt in ["smol", "async-std"] {
             let out = rust_client(
                 &server.addr,
@@ -252,7 +197,7 @@ fn streams_opened_by_the_server_side() {
         let Some(go) = go_bin(go_version) else { return };
         for v in ["1", "2"] {
             // A Go server opens 20 streams toward a Rust client, which echoes them.
-            let server = Server::go(&go, &["-version", v, "-open", "20"]);
+            let server = go_server(&go, &["-version", v, "-open", "20"]);
             ok(
                 &rust_client(&server.addr, &["--version", v, "--bytes", "8000000"]),
                 "rust client",
@@ -263,7 +208,7 @@ fn streams_opened_by_the_server_side() {
                 "go {go_version} v{v}: {err}"
             );
             // A Rust server opens 20 streams toward a Go client, which echoes them.
-            let server = Server::rust(&["--version", v, "--open", "20"]);
+            let server = rust_server(&["--version", v, "--open", "20"]);
             ok(
                 &go_client(&go, &server.addr, &["-version", v, "-bytes", "8000000"]),
                 "go client",
@@ -282,7 +227,7 @@ fn half_close_with_close_write_both_ways() {
     let Some(go) = go_bin("1.5.57") else { return };
     for v in ["1", "2"] {
         // Go reads the whole echo, then CloseWrites and expects our FIN.
-        let server = Server::rust(&["--version", v]);
+        let server = rust_server(&["--version", v]);
         ok(
             &go_client(
                 &go,
@@ -300,7 +245,7 @@ fn half_close_with_close_write_both_ways() {
             "go client half-close",
         );
         // We half-close first; the Go server echoes, then CloseWrites after our FIN.
-        let server = Server::go(&go, &["-version", v]);
+        let server = go_server(&go, &["-version", v]);
         ok(
             &rust_client(
                 &server.addr,
@@ -324,7 +269,7 @@ fn half_close_with_close_write_both_ways() {
 #[test]
 fn go_drops_unread_data_after_both_fins() {
     let Some(go) = go_bin("1.5.57") else { return };
-    let server = Server::rust(&["--version", "2"]);
+    let server = rust_server(&["--version", "2"]);
     let out = go_client(
         &go,
         &server.addr,
@@ -356,7 +301,7 @@ fn garbage_from_go_ends_the_session_with_a_protocol_error() {
         ("1", "upd-v1", "UPD frame for sid 3 on a version 1 session"),
         ("2", "random", "frame with version 9 on a version 2 session"),
     ] {
-        let server = Server::rust(&["--version", v]);
+        let server = rust_server(&["--version", v]);
         let out = Command::new(&go)
             .args([
                 "garbage",
@@ -392,7 +337,7 @@ fn non_default_configs_on_both_sides() {
     for go_version in GO_VERSIONS {
         let Some(go) = go_bin(go_version) else { return };
         // Go sends 65535-byte frames to a Rust side with small buffers, and the reverse.
-        let server = Server::rust(&[
+        let server = rust_server(&[
             "--version",
             "2",
             "--max-frame-size",
@@ -423,7 +368,7 @@ fn non_default_configs_on_both_sides() {
             ),
             "go 65535-byte frames",
         );
-        let server = Server::go(
+        let server = go_server(
             &go,
             &[
                 "-version",
@@ -460,7 +405,7 @@ fn small_messages_and_six_byte_reads() {
     for go_version in GO_VERSIONS {
         let Some(go) = go_bin(go_version) else { return };
         for v in ["1", "2"] {
-            let server = Server::rust(&["--version", v]);
+            let server = rust_server(&["--version", v]);
             // 1000 parallel streams x 100 request/response messages.
             ok(
                 &go_client(
@@ -507,7 +452,7 @@ fn small_messages_and_six_byte_reads() {
 fn an_idle_rust_session_keeps_go_alive_past_its_timeout() {
     for go_version in GO_VERSIONS {
         let Some(go) = go_bin(go_version) else { return };
-        let server = Server::rust(&[
+        let server = rust_server(&[
             "--keepalive-interval-ms",
             "100",
             "--keepalive-timeout-ms",
@@ -538,7 +483,7 @@ fn an_idle_rust_session_keeps_go_alive_past_its_timeout() {
 #[test]
 fn a_silent_go_peer_is_dropped_by_keepalive() {
     let Some(go) = go_bin("1.5.57") else { return };
-    let server = Server::rust(&[
+    let server = rust_server(&[
         "--keepalive-interval-ms",
         "100",
         "--keepalive-timeout-ms",
@@ -567,7 +512,7 @@ fn a_silent_go_peer_is_dropped_by_keepalive() {
 fn v2_slow_reader_stalls_only_its_stream() {
     for go_version in GO_VERSIONS {
         let Some(go) = go_bin(go_version) else { return };
-        let server = Server::rust(&["--version", "2"]);
+        let server = rust_server(&["--version", "2"]);
         let out = go_client(
             &go,
             &server.addr,
