@@ -25,6 +25,9 @@ pub mod config;
 mod driver;
 pub mod error;
 pub mod frame;
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod proto;
 pub mod runtime;
 
