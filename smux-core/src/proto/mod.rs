@@ -508,15 +508,22 @@ impl Engine {
             Phase::Closed(reason) => return Err(OpenError::SessionClosed(reason.clone())),
             Phase::Draining | Phase::Closing { .. } => return Err(OpenError::ShuttingDown),
         }
-        let Ok(sid) = u32::try_from(self.next_id) else {
-            return Err(OpenError::IdsExhausted);
-        };
         if self.live_streams >= self.config.max_streams() {
             return Err(OpenError::TooManyStreams {
                 limit: self.config.max_streams(),
             });
         }
-        self.next_id += 2;
+        // Skip ids the peer already opened (nothing stops it from using ours; Go would
+        // replace its stream, we leave it alone).
+        let sid = loop {
+            let Ok(sid) = u32::try_from(self.next_id) else {
+                return Err(OpenError::IdsExhausted);
+            };
+            self.next_id += 2;
+            if !self.streams.contains_key(&sid) {
+                break sid;
+            }
+        };
         self.streams.insert(sid, StreamState::new());
         self.live_streams += 1;
         self.control.push_back(Control::Syn(sid));

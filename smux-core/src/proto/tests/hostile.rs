@@ -281,3 +281,17 @@ fn input_split_at_every_byte_is_the_same() {
         assert_eq!(e.read(s, &mut got), Ok(0), "FIN after the data");
     }
 }
+
+#[test]
+fn a_peer_using_our_next_id_does_not_lose_its_stream() {
+    // Found by the stream_ops fuzzer: the peer opens sid 3, the id our client would use next.
+    let now = Instant::now();
+    let mut client = Engine::new(Role::Client, quiet(1).build().unwrap(), now);
+    feed(&mut client, now, &[Frame::Syn { sid: 3 }]);
+    let theirs = client.accept().unwrap().unwrap();
+    let ours = client.open().unwrap();
+    assert_eq!(theirs, StreamId(3));
+    assert_eq!(ours, StreamId(5), "our open skips the id the peer took");
+    assert_eq!(client.stats().open_streams, 2);
+    client.assert_invariants();
+}
