@@ -880,6 +880,11 @@ impl Engine {
                         continue;
                     };
                     s.upd_queued = false;
+                    if s.released {
+                        // Nobody reads it any more: no report, and it may now be forgotten.
+                        self.maybe_remove(sid);
+                        continue;
+                    }
                     let update = WindowUpdate {
                         consumed: s.num_read,
                         window: self.config.max_stream_buffer() as u32,
@@ -1026,7 +1031,9 @@ impl Engine {
         let Some(s) = self.streams.get(&sid) else {
             return;
         };
-        if s.released && (s.fin_sent || s.done) && !s.has_pending_send() {
+        // A queued UPD names the stream: it goes (or is dropped) first, so that the control
+        // queue never holds entries for forgotten streams.
+        if s.released && (s.fin_sent || s.done) && !s.has_pending_send() && !s.upd_queued {
             self.streams.remove(&sid);
         }
     }
@@ -1124,7 +1131,7 @@ impl Engine {
             .iter()
             .filter(|c| matches!(c, Control::Upd(_)))
             .count();
-        assert!(upds >= upd && upds <= self.streams.len() + upd, "UPD queue");
+        assert_eq!(upds, upd, "UPD queue and flags disagree");
     }
 
     /// Ends the session: no more frames go out, every waiter is woken.
@@ -1141,6 +1148,7 @@ impl Engine {
         self.next_nop = None;
         for s in self.streams.values_mut() {
             s.scheduled = false;
+            s.upd_queued = false;
         }
     }
 }
