@@ -1,5 +1,6 @@
 //! Flow control (the version-1 session budget, version-2 windows) and fair scheduling.
 
+use super::one_way;
 use super::pair::{quiet, Pair, Rng};
 use super::session::{feed, sent_frames};
 use crate::frame::{Frame, WindowUpdate};
@@ -158,16 +159,7 @@ fn v2_counters_wrap_around_u32() {
         .peer_consumed = start;
     pair.server.engine.streams.get_mut(&s.0).unwrap().num_read = start;
     let data = Rng::new(5).bytes(1 << 20);
-    let mut sent = 0;
-    let mut got = Vec::new();
-    pair.drive_app(|p| {
-        let w = p.client.write_some(c, &data[sent..]);
-        sent += w;
-        let r = p.server.read_available(s).unwrap();
-        let acted = w > 0 || !r.is_empty();
-        got.extend(r);
-        acted
-    });
+    let got = one_way(&mut pair, true, c, s, &data);
     assert_eq!(got.len(), data.len());
     assert!(got == data);
     assert!(
@@ -176,8 +168,8 @@ fn v2_counters_wrap_around_u32() {
     );
 }
 
-#[test]
-fn upd_is_sent_on_first_read_and_every_half_window() {
+/// A v2 server engine (stream buffer 1000) that accepted sid 3 with `len` bytes buffered.
+fn server_holding(len: usize) -> (Engine, StreamId, Instant) {
     let now = Instant::now();
     let config = quiet(2).max_stream_buffer(1000).build().unwrap();
     let mut server = Engine::new(Role::Server, config, now);
@@ -188,11 +180,17 @@ fn upd_is_sent_on_first_read_and_every_half_window() {
             Frame::Syn { sid: 3 },
             Frame::Psh {
                 sid: 3,
-                data: vec![0; 2000].into(),
+                data: vec![0; len].into(),
             },
         ],
     );
     let s = server.accept().unwrap().unwrap();
+    (server, s, now)
+}
+
+#[test]
+fn upd_is_sent_on_first_read_and_every_half_window() {
+    let (mut server, s, now) = server_holding(2000);
     let consumed = |server: &mut Engine| -> Vec<u32> {
         sent_frames(server, now)
             .iter()
@@ -227,21 +225,7 @@ fn upd_is_sent_on_first_read_and_every_half_window() {
 
 #[test]
 fn v2_upd_at_zero_counter_is_sent() {
-    let now = Instant::now();
-    let config = quiet(2).max_stream_buffer(1000).build().unwrap();
-    let mut server = Engine::new(Role::Server, config, now);
-    feed(
-        &mut server,
-        now,
-        &[
-            Frame::Syn { sid: 3 },
-            Frame::Psh {
-                sid: 3,
-                data: vec![0; 600].into(),
-            },
-        ],
-    );
-    let s = server.accept().unwrap().unwrap();
+    let (mut server, s, now) = server_holding(600);
     server.streams.get_mut(&3).unwrap().num_read = u32::MAX - 599;
     server.streams.get_mut(&3).unwrap().incr = 0;
     assert_eq!(server.read(s, &mut [0; 600]), Ok(600));

@@ -75,6 +75,33 @@ pub(crate) fn echo(pair: &mut Pair, data: &[Vec<u8>], finish: bool) {
     }
 }
 
+/// Moves `data` one way on a stream while the reader keeps reading: the client writes on
+/// `w` when `client_writes`, else the server; the other side reads `r`. Returns what arrived.
+pub(crate) fn one_way(
+    pair: &mut Pair,
+    client_writes: bool,
+    w: StreamId,
+    r: StreamId,
+    data: &[u8],
+) -> Vec<u8> {
+    let mut sent = 0;
+    let mut got = Vec::new();
+    pair.drive_app(|p| {
+        let (writer, reader) = if client_writes {
+            (&mut p.client, &mut p.server)
+        } else {
+            (&mut p.server, &mut p.client)
+        };
+        let n = writer.write_some(w, &data[sent..]);
+        sent += n;
+        let more = reader.read_available(r).unwrap();
+        let acted = n > 0 || !more.is_empty();
+        got.extend(more);
+        acted
+    });
+    got
+}
+
 /// `n` seeded messages with sizes in `lo..=hi`.
 pub(crate) fn messages(seed: u64, n: usize, lo: usize, hi: usize) -> Vec<Vec<u8>> {
     let mut rng = Rng::new(seed);
