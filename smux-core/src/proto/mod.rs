@@ -1066,7 +1066,7 @@ impl Engine {
                 "sid {sid}: recv_len"
             );
             assert!(
-                s.recv_tail.capacity() <= 2 * stream::PACK_BUFFER,
+                s.recv_tail.capacity() <= stream::PACK_BUFFER,
                 "sid {sid}: packing buffer grew"
             );
             assert!(

@@ -13,6 +13,8 @@ pub(crate) const INITIAL_PEER_WINDOW: u32 = 262_144;
 pub(crate) const PACK_BELOW: usize = 1024;
 /// The most bytes packed together before they are sealed into one piece.
 pub(crate) const PACK_BUFFER: usize = 4096;
+/// The packing buffer's first size.
+const PACK_FIRST: usize = 64;
 
 #[derive(Debug)]
 pub(crate) struct StreamState {
@@ -111,6 +113,16 @@ impl StreamState {
         if self.recv_tail.len() + piece.len() > PACK_BUFFER {
             self.seal_tail();
         }
+        let need = self.recv_tail.len() + piece.len();
+        if need > self.recv_tail.capacity() {
+            // Grow by hand: `BytesMut` would keep the space of bytes already read in front of
+            // the data and double that too, so partial reads would let the buffer creep past
+            // `PACK_BUFFER`.
+            let mut grown =
+                BytesMut::with_capacity(need.next_power_of_two().clamp(PACK_FIRST, PACK_BUFFER));
+            grown.extend_from_slice(&self.recv_tail);
+            self.recv_tail = grown;
+        }
         self.recv_tail.extend_from_slice(piece);
     }
 
@@ -192,5 +204,37 @@ impl StreamState {
         self.recv = VecDeque::new();
         self.recv_tail = BytesMut::new();
         self.send = BytesMut::new();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Small pieces pushed between partial reads never grow the packing buffer past
+    /// `PACK_BUFFER` (found by the proptest: `BytesMut` kept the read-off front and doubled it).
+    #[test]
+    fn packing_buffer_stays_bounded_under_partial_reads() {
+        let mut s = StreamState::new();
+        let mut expect = std::collections::VecDeque::new();
+        let mut next = 0u8;
+        for round in 0..2000usize {
+            let len = 1 + (round * 37) % (PACK_BELOW - 1);
+            let piece: Vec<u8> = (0..len)
+                .map(|_| {
+                    next = next.wrapping_add(1);
+                    next
+                })
+                .collect();
+            expect.extend(piece.iter().copied());
+            s.push_recv(&piece);
+            assert!(s.recv_tail.capacity() <= PACK_BUFFER, "round {round}");
+            let mut buf = vec![0; 1 + (round * 53) % 700];
+            let n = s.read_into(&mut buf);
+            for b in &buf[..n] {
+                assert_eq!(Some(*b), expect.pop_front(), "round {round}");
+            }
+            assert_eq!(s.recv_len, expect.len());
+        }
     }
 }
