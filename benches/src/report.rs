@@ -1,0 +1,467 @@
+//! The comparison's results: one [`Row`] per system, printed as tables with ratios to raw TCP
+//! and to Go smux, as JSON, as an SVG chart, and checked against the project's targets.
+
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+/// One figure the runner measures.
+#[derive(Debug)]
+pub struct Metric {
+    /// Key in [`Row::values`] and in the JSON.
+    pub key: &'static str,
+    /// Human title.
+    pub title: &'static str,
+    /// Unit of the value.
+    pub unit: &'static str,
+    /// Whether a larger value is better.
+    pub higher_is_better: bool,
+}
+
+const fn metric(
+    key: &'static str,
+    title: &'static str,
+    unit: &'static str,
+    higher_is_better: bool,
+) -> Metric {
+    Metric {
+        key,
+        title,
+        unit,
+        higher_is_better,
+    }
+}
+
+/// Every metric, in report order.
+pub const METRICS: &[Metric] = &[
+    metric("bulk1", "bulk, 1 stream", "MB/s", true),
+    metric("bulk16", "bulk, 16 streams", "MB/s", true),
+    metric("bulk256", "bulk, 256 streams", "MB/s", true),
+    metric("rtt_p50", "64-byte round trip, p50", "us", false),
+    metric("rtt_p99", "64-byte round trip, p99", "us", false),
+    metric(
+        "hol_p50",
+        "64-byte round trip beside a bulk stream, p50",
+        "us",
+        false,
+    ),
+    metric(
+        "hol_p99",
+        "64-byte round trip beside a bulk stream, p99",
+        "us",
+        false,
+    ),
+    metric(
+        "open_close",
+        "stream open + ping + close",
+        "streams/s",
+        true,
+    ),
+    metric(
+        "idle_client",
+        "memory per idle stream (10 000 open), client",
+        "bytes",
+        false,
+    ),
+    metric(
+        "idle_server",
+        "memory per idle stream (10 000 open), server",
+        "bytes",
+        false,
+    ),
+    metric(
+        "allocs_send",
+        "allocations per 32 KiB of bulk data, sender",
+        "allocs",
+        false,
+    ),
+    metric(
+        "allocs_recv",
+        "allocations per 32 KiB of bulk data, receiver",
+        "allocs",
+        false,
+    ),
+];
+
+/// What kind of system a row is, for choosing references and targets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Plain TCP, the physical limit.
+    Raw,
+    /// smux-rs, ours.
+    Ours,
+    /// Go's xtaci/smux, the reference.
+    GoSmux,
+    /// Any other multiplexer.
+    Other,
+}
+
+/// One system's results.
+#[derive(Debug, Clone)]
+pub struct Row {
+    /// Display name.
+    pub name: String,
+    /// What kind of system it is.
+    pub kind: Kind,
+    /// smux protocol version, if it speaks smux.
+    pub version: Option<u8>,
+    /// The configuration it ran with.
+    pub config: String,
+    /// Measured values by metric key.
+    pub values: BTreeMap<&'static str, f64>,
+    /// Why a metric has no value, by metric key.
+    pub notes: BTreeMap<&'static str, String>,
+}
+
+impl Row {
+    /// An empty row.
+    pub fn new(name: impl Into<String>, kind: Kind, version: Option<u8>, config: String) -> Self {
+        Self {
+            name: name.into(),
+            kind,
+            version,
+            config,
+            values: BTreeMap::new(),
+            notes: BTreeMap::new(),
+        }
+    }
+
+    /// Marks every metric without a value as not run, for `why`.
+    pub fn fill_missing(&mut self, why: &str) {
+        for m in METRICS {
+            if !self.values.contains_key(m.key) {
+                self.notes.entry(m.key).or_insert_with(|| why.to_string());
+            }
+        }
+    }
+}
+
+/// The Go smux row a row is compared with: the same protocol version, else version 1.
+fn go_reference<'a>(rows: &'a [Row], row: &Row) -> Option<&'a Row> {
+    let version = row.version.unwrap_or(1);
+    rows.iter()
+        .find(|r| r.kind == Kind::GoSmux && r.version == Some(version))
+}
+
+fn fmt_value(v: f64) -> String {
+    if v == 0.0 {
+        "0".into()
+    } else if v.abs() >= 100.0 {
+        format!("{v:.0}")
+    } else if v.abs() >= 10.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
+fn ratio(v: f64, reference: Option<f64>) -> String {
+    match reference {
+        Some(r) if r > 0.0 => format!("{:.2}x", v / r),
+        _ => "-".into(),
+    }
+}
+
+/// The tables: each metric with every system's value and its ratios, then the configs.
+pub fn table(rows: &[Row]) -> String {
+    let mut out = String::new();
+    let width = rows
+        .iter()
+        .map(|r| r.name.len())
+        .max()
+        .unwrap_or(10)
+        .max(10);
+    let raw = rows.iter().find(|r| r.kind == Kind::Raw);
+    for m in METRICS {
+        let better = if m.higher_is_better {
+            "higher"
+        } else {
+            "lower"
+        };
+        let _ = writeln!(out, "\n{} ({}, {} is better)", m.title, m.unit, better);
+        let _ = writeln!(
+            out,
+            "  {:width$}  {:>10}  {:>10}  {:>10}",
+            "system", "value", "vs raw TCP", "vs Go smux"
+        );
+        for row in rows {
+            let Some(&v) = row.values.get(m.key) else {
+                let why = row.notes.get(m.key).map_or("not run", String::as_str);
+                let _ = writeln!(out, "  {:width$}  {why}", row.name);
+                continue;
+            };
+            let raw_v = raw.and_then(|r| r.values.get(m.key).copied());
+            let go_v = go_reference(rows, row).and_then(|r| r.values.get(m.key).copied());
+            let _ = writeln!(
+                out,
+                "  {:width$}  {:>10}  {:>10}  {:>10}",
+                row.name,
+                fmt_value(v),
+                ratio(v, raw_v),
+                ratio(v, go_v)
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "\nconfigurations (every system writes 128 KiB at a time)"
+    );
+    for row in rows {
+        let _ = writeln!(out, "  {:width$}  {}", row.name, row.config);
+    }
+    out
+}
+
+/// Whether `a` beats `b` on metric `m`.
+fn beats(m: &Metric, a: f64, b: f64) -> bool {
+    if m.higher_is_better {
+        a > b
+    } else {
+        a <= b
+    }
+}
+
+/// The project's targets, checked for every smux-rs row: one line per target, met or not.
+pub fn targets(rows: &[Row]) -> String {
+    let mut out = String::new();
+    let raw = rows.iter().find(|r| r.kind == Kind::Raw);
+    let get = |r: &Row, k: &str| r.values.get(k).copied();
+    for row in rows.iter().filter(|r| r.kind == Kind::Ours) {
+        let _ = writeln!(out, "{}:", row.name);
+        let mut check = |ok: Option<bool>, what: String| {
+            let mark = match ok {
+                Some(true) => "met   ",
+                Some(false) => "MISSED",
+                None => "n/a   ",
+            };
+            let _ = writeln!(out, "  {mark} {what}");
+        };
+        let single = if row.version == Some(2) { 0.8 } else { 0.85 };
+        for (key, want) in [("bulk1", single), ("bulk256", 0.8)] {
+            let r = raw.and_then(|raw| Some(get(row, key)? / get(raw, key)?));
+            check(
+                r.map(|r| r >= want),
+                format!(
+                    "{key} >= {want}x raw TCP ({})",
+                    r.map_or("-".into(), |r| format!("{r:.2}x"))
+                ),
+            );
+        }
+        let go = go_reference(rows, row);
+        let oc = go.and_then(|go| Some(get(row, "open_close")? / get(go, "open_close")?));
+        check(
+            oc.map(|r| r >= 2.0),
+            format!(
+                "open+close >= 2x Go smux ({})",
+                oc.map_or("-".into(), |r| format!("{r:.2}x"))
+            ),
+        );
+        let idle = get(row, "idle_client").zip(get(row, "idle_server"));
+        check(
+            idle.map(|(c, s)| c.max(s) <= 1024.0),
+            format!(
+                "<= 1 KiB per idle stream ({})",
+                idle.map_or("-".into(), |(c, s)| format!(
+                    "client {c:.0} B, server {s:.0} B"
+                ))
+            ),
+        );
+        let allocs = get(row, "allocs_send").zip(get(row, "allocs_recv"));
+        check(
+            allocs.map(|(s, r)| s.max(r) < 0.05),
+            format!(
+                "no allocation per frame in steady state ({})",
+                allocs.map_or("-".into(), |(s, r)| format!("send {s:.3}, receive {r:.3}"))
+            ),
+        );
+        let rivals: Vec<&Row> = rows
+            .iter()
+            .filter(|r| matches!(r.kind, Kind::GoSmux | Kind::Other))
+            .filter(|r| r.kind != Kind::GoSmux || r.version == row.version)
+            .collect();
+        for m in METRICS {
+            let Some(v) = get(row, m.key) else { continue };
+            let lost: Vec<String> = rivals
+                .iter()
+                .filter_map(|r| {
+                    let theirs = get(r, m.key)?;
+                    (!beats(m, v, theirs)).then(|| format!("{} {}", r.name, fmt_value(theirs)))
+                })
+                .collect();
+            let compared = rivals.iter().any(|r| r.values.contains_key(m.key));
+            check(
+                compared.then_some(lost.is_empty()),
+                if lost.is_empty() {
+                    format!("ahead on {} ({})", m.title, fmt_value(v))
+                } else {
+                    format!(
+                        "ahead on {} ({} vs {})",
+                        m.title,
+                        fmt_value(v),
+                        lost.join(", ")
+                    )
+                },
+            );
+        }
+    }
+    out
+}
+
+/// Everything as JSON.
+pub fn json(rows: &[Row], meta: Value) -> Value {
+    let systems: Vec<Value> = rows
+        .iter()
+        .map(|r| {
+            json!({
+                "name": r.name,
+                "version": r.version,
+                "config": r.config,
+                "values": r.values,
+                "notes": r.notes,
+            })
+        })
+        .collect();
+    let metrics: Vec<Value> = METRICS
+        .iter()
+        .map(|m| json!({"key": m.key, "title": m.title, "unit": m.unit, "higher_is_better": m.higher_is_better}))
+        .collect();
+    json!({"meta": meta, "metrics": metrics, "systems": systems})
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// A bar chart, one panel per metric, as SVG.
+pub fn svg(rows: &[Row]) -> String {
+    const WIDTH: usize = 960;
+    const LABEL: usize = 230;
+    const BAR: usize = 16;
+    const VALUE: usize = 110;
+    let panel = |n: usize| 34 + n * (BAR + 4);
+    let height: usize = METRICS
+        .iter()
+        .map(|_| panel(rows.len()) + 10)
+        .sum::<usize>()
+        + 20;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" font-family="sans-serif" font-size="12">"#
+    );
+    let _ = writeln!(out, r#"<rect width="100%" height="100%" fill="white"/>"#);
+    let mut y = 10;
+    for m in METRICS {
+        let better = if m.higher_is_better {
+            "higher"
+        } else {
+            "lower"
+        };
+        let _ = writeln!(
+            out,
+            r#"<text x="10" y="{}" font-weight="bold">{} ({}, {} is better)</text>"#,
+            y + 16,
+            escape(m.title),
+            escape(m.unit),
+            better
+        );
+        let max = rows
+            .iter()
+            .filter_map(|r| r.values.get(m.key))
+            .fold(0.0f64, |a, &b| a.max(b));
+        let span = (WIDTH - LABEL - VALUE - 20) as f64;
+        for (i, row) in rows.iter().enumerate() {
+            let by = y + 28 + i * (BAR + 4);
+            let colour = match row.kind {
+                Kind::Raw => "#9e9e9e",
+                Kind::Ours => "#d9480f",
+                Kind::GoSmux => "#1971c2",
+                Kind::Other => "#5c940d",
+            };
+            let _ = writeln!(
+                out,
+                r#"<text x="{}" y="{}" text-anchor="end">{}</text>"#,
+                LABEL - 6,
+                by + 12,
+                escape(&row.name)
+            );
+            match row.values.get(m.key) {
+                Some(&v) => {
+                    let w = if max > 0.0 {
+                        (v / max * span).max(1.0)
+                    } else {
+                        1.0
+                    };
+                    let _ = writeln!(
+                        out,
+                        r#"<rect x="{LABEL}" y="{by}" width="{w:.1}" height="{BAR}" fill="{colour}"/><text x="{:.1}" y="{}">{}</text>"#,
+                        LABEL as f64 + w + 4.0,
+                        by + 12,
+                        fmt_value(v)
+                    );
+                }
+                None => {
+                    let why = row.notes.get(m.key).map_or("not run", String::as_str);
+                    let _ = writeln!(
+                        out,
+                        r##"<text x="{LABEL}" y="{}" fill="#868e96">{}</text>"##,
+                        by + 12,
+                        escape(why)
+                    );
+                }
+            }
+        }
+        y += panel(rows.len()) + 10;
+    }
+    out.push_str("</svg>\n");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(name: &str, kind: Kind, version: Option<u8>, vals: &[(&'static str, f64)]) -> Row {
+        let mut r = Row::new(name, kind, version, String::new());
+        r.values.extend(vals.iter().copied());
+        r
+    }
+
+    /// Ratios are taken against raw TCP and against Go smux of the same version.
+    #[test]
+    fn ratios_use_the_matching_references() {
+        let rows = vec![
+            row("raw", Kind::Raw, None, &[("bulk1", 1000.0)]),
+            row("ours v2", Kind::Ours, Some(2), &[("bulk1", 800.0)]),
+            row("go v1", Kind::GoSmux, Some(1), &[("bulk1", 100.0)]),
+            row("go v2", Kind::GoSmux, Some(2), &[("bulk1", 400.0)]),
+        ];
+        let t = table(&rows);
+        let line = t.lines().find(|l| l.contains("ours v2")).unwrap();
+        assert!(line.contains("0.80x") && line.contains("2.00x"), "{line}");
+        let t = targets(&rows);
+        assert!(t.contains("met    bulk1 >= 0.8x raw TCP (0.80x)"), "{t}");
+        assert!(t.contains("met    ahead on bulk, 1 stream"), "{t}");
+    }
+
+    /// A missing value shows its reason in the table and the chart, and a lost comparison is
+    /// reported as missed with the rival's figure.
+    #[test]
+    fn missing_values_and_misses_are_shown() {
+        let mut other = row("yamux", Kind::Other, None, &[("rtt_p50", 10.0)]);
+        other.fill_missing("cannot run: no Go");
+        let rows = vec![
+            row("ours", Kind::Ours, Some(1), &[("rtt_p50", 12.0)]),
+            other,
+        ];
+        assert!(table(&rows).contains("cannot run: no Go"));
+        assert!(svg(&rows).contains("cannot run: no Go"));
+        let t = targets(&rows);
+        assert!(
+            t.contains("MISSED ahead on 64-byte round trip, p50 (12.0 vs yamux 10.0)"),
+            "{t}"
+        );
+    }
+}
