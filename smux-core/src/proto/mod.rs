@@ -46,10 +46,14 @@
 //!   into exactly sized buffers (pieces of 1 KiB or more) or packed together (smaller pieces,
 //!   up to 4 KiB a run) in a per-stream buffer that grows by doubling with what it holds, so
 //!   the allocator holds at most that much data, plus the packing buffers' slack (at most as
-//!   much again as they hold, and at most 8 KiB per stream), plus about 48 bytes of
+//!   much again as they hold, and at most 4 KiB per stream), plus about 48 bytes of
 //!   bookkeeping per buffered piece (every piece but a packed run holds at least 1 KiB, and
 //!   runs alternate with such pieces, so this stays under 10% of the data); a drained stream
-//!   keeps no receive memory;
+//!   keeps no receive memory. A payload of 1 KiB or more is assembled whole before its
+//!   stream sees it (and is charged then); buffers of payloads read to their end are kept
+//!   for the next payloads of the same size, so that a steady flow of full frames allocates
+//!   nothing: they count against the receive budget (buffered data and recycled buffers
+//!   together stay within it) and are freed once no large payload arrived for 2 s;
 //! * outbound stream data: [`Config::max_stream_send_buffer`] per open stream;
 //! * control frames: at most one pending NOP, one SYN and one UPD per stream, and at most
 //!   [`MAX_PENDING_REFUSALS`] refusal FINs: once that many wait, input is not read until they
@@ -73,11 +77,11 @@ use crate::error::{CloseReason, OpenError, ProtocolError, StreamError};
 use crate::frame::{
     Cmd, Header, Version, WindowUpdate, HEADER_LEN, MAX_PAYLOAD_LEN, UPD_PAYLOAD_LEN,
 };
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::time::Instant;
-use stream::{StreamState, INITIAL_PEER_WINDOW};
+use stream::{RecvPool, StreamState, INITIAL_PEER_WINDOW};
 
 /// The most refusal FINs that may wait to be sent; past it the engine reads no more input
 /// until they have gone out.
@@ -164,6 +168,26 @@ enum RxState {
     },
 }
 
+/// How long recycled receive buffers are kept once no large payload arrives.
+const POOL_IDLE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Payload bytes on their way into a stream.
+enum Received<'a> {
+    /// A piece of a small payload, packed with its neighbours.
+    Packed(&'a [u8]),
+    /// A whole large payload.
+    Whole(Bytes),
+}
+
+impl Received<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Received::Packed(p) => p.len(),
+            Received::Whole(p) => p.len(),
+        }
+    }
+}
+
 /// The session's lifecycle.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Phase {
@@ -195,6 +219,12 @@ pub struct Engine {
     incoming_ready: bool,
 
     rx: RxState,
+    /// A payload of at least `PACK_BELOW` bytes arriving in pieces: it is handed to its
+    /// stream once whole, in a buffer of exactly its size.
+    assembling: BytesMut,
+    /// Read payload buffers kept for reuse, and when to let them go if none is taken.
+    pool: RecvPool,
+    pool_release: Option<Instant>,
     /// The session receive budget (Go's token bucket); may go one frame negative.
     bucket: i64,
 
@@ -234,6 +264,9 @@ impl Engine {
             accept_queue: VecDeque::new(),
             incoming_ready: false,
             rx: RxState::Header,
+            assembling: BytesMut::new(),
+            pool: RecvPool::default(),
+            pool_release: None,
             bucket: config.max_receive_buffer() as i64,
             control: VecDeque::new(),
             nop_queued: false,
@@ -310,7 +343,7 @@ impl Engine {
                     }
                     let n = remaining.min(rest.len());
                     if keep {
-                        self.deliver(sid, &rest[..n]);
+                        self.receive(now, sid, &rest[..n], remaining);
                     }
                     rest = &rest[n..];
                     self.rx = if n == remaining {
@@ -371,6 +404,11 @@ impl Engine {
             }
             _ => {}
         }
+        if self.pool_release.is_some_and(|at| now >= at) {
+            // No large payload arrived for a while: give the recycled buffers back.
+            self.pool.trim(0);
+            self.pool_release = None;
+        }
         if let Some(deadline) = self.rx_deadline {
             if now >= deadline {
                 self.end(CloseReason::KeepaliveTimeout(
@@ -405,7 +443,7 @@ impl Engine {
         let deadlines = match self.phase {
             Phase::Closed(_) => return None,
             Phase::Closing { deadline } => [Some(deadline), None, None],
-            _ => [self.next_nop, self.rx_deadline, None],
+            _ => [self.next_nop, self.rx_deadline, self.pool_release],
         };
         deadlines.into_iter().flatten().min()
     }
@@ -547,11 +585,12 @@ impl Engine {
     /// [`StreamError::Blocked`] means no data yet: wait for a readable event. After the
     /// session ended, buffered data is still read, then the error says why it ended.
     pub fn read(&mut self, id: StreamId, buf: &mut [u8]) -> Result<usize, StreamError> {
-        let s = self.readable_stream(id)?;
+        self.readable_stream(id)?;
         if buf.is_empty() {
             return Ok(0);
         }
-        let n = s.read_into(buf);
+        let s = self.streams.get_mut(&id.0).expect("checked readable");
+        let n = s.read_into(buf, &mut self.pool);
         if n > 0 {
             self.consumed(id.0, n);
             return Ok(n);
@@ -601,6 +640,8 @@ impl Engine {
             }
         }
         self.refund(n);
+        // Recycled buffers and buffered data together stay within the budget.
+        self.pool.trim(self.bucket.max(0) as usize);
         self.maybe_done(sid);
     }
 
@@ -834,19 +875,46 @@ impl Engine {
         self.schedule(sid);
     }
 
-    /// Appends a payload piece to a live stream and charges the budget.
-    fn deliver(&mut self, sid: u32, piece: &[u8]) {
-        let n = piece.len();
+    /// Takes `piece` of a payload with `remaining` bytes still to come (the piece included).
+    /// Small payloads are packed as they arrive; a large one is assembled whole first, so
+    /// that it lands in one exactly sized (and, in a steady flow, recycled) buffer.
+    fn receive(&mut self, now: Instant, sid: u32, piece: &[u8], remaining: usize) {
+        if self.assembling.is_empty() && remaining < stream::PACK_BELOW {
+            self.deliver(sid, Received::Packed(piece));
+            return;
+        }
+        if self.assembling.is_empty() {
+            self.assembling = self.pool.take(remaining);
+            self.pool_release = Some(now + POOL_IDLE);
+        }
+        self.assembling.extend_from_slice(piece);
+        if piece.len() == remaining {
+            let whole = std::mem::take(&mut self.assembling).freeze();
+            self.deliver(sid, Received::Whole(whole));
+        }
+    }
+
+    /// Appends received data to a live stream and charges the budget.
+    fn deliver(&mut self, sid: u32, data: Received<'_>) {
+        let n = data.len();
         let Some(s) = self.streams.get_mut(&sid) else {
             return;
         };
         if s.released || s.done {
-            // Closed while its frame was arriving: drop the rest uncharged.
+            // Closed while its frame was arriving: drop it uncharged.
+            if let Received::Whole(piece) = data {
+                self.pool.give(piece);
+                self.pool.trim(self.bucket.max(0) as usize);
+            }
             return;
         }
-        s.push_recv(piece);
+        match data {
+            Received::Packed(piece) => s.push_recv(piece),
+            Received::Whole(piece) => s.push_piece(piece),
+        }
         let buffered = s.recv_len;
         self.bucket -= n as i64;
+        self.pool.trim(self.bucket.max(0) as usize);
         self.stats.bytes_in += n as u64;
         self.wake_reader(sid);
         if self.version == Version::V2 {
@@ -890,7 +958,7 @@ impl Engine {
                         window: self.config.max_stream_buffer() as u32,
                     };
                     out.push_header(&header(Cmd::Upd, UPD_PAYLOAD_LEN as u16, sid));
-                    out.push_payload(Bytes::copy_from_slice(&update.encode()));
+                    out.push_header(&update.encode());
                 }
             }
             return true;
@@ -1056,6 +1124,14 @@ impl Engine {
         assert!(
             buffered <= max_rx + MAX_PAYLOAD_LEN,
             "inbound bound broken: {buffered} buffered"
+        );
+        assert!(
+            self.pool.held() as i64 <= self.bucket.max(0),
+            "recycled buffers beyond the unused budget"
+        );
+        assert!(
+            self.assembling.capacity() <= MAX_PAYLOAD_LEN,
+            "assembling more than one frame"
         );
         let mut live = 0;
         let mut upd = 0;

@@ -15,6 +15,63 @@ pub(crate) const PACK_BELOW: usize = 1024;
 pub(crate) const PACK_BUFFER: usize = 4096;
 /// The packing buffer's first size.
 const PACK_FIRST: usize = 64;
+/// Buffers of payloads the application has read, kept for the next payloads of the same
+/// size: a steady flow of full frames then allocates nothing. The engine trims it to the
+/// unused part of the receive budget, so buffered data and recycled buffers together stay
+/// within the budget, and empties it once no large payload arrived for a while. A buffer
+/// that is still shared (a chunk the application holds) is never taken back.
+#[derive(Debug, Default)]
+pub(crate) struct RecvPool {
+    free: Vec<BytesMut>,
+    bytes: usize,
+    /// Buffers allocated because none fitted.
+    pub(crate) misses: u64,
+}
+
+impl RecvPool {
+    /// An empty buffer of exactly `len` bytes' capacity, so that freezing it full needs no
+    /// further allocation.
+    pub(crate) fn take(&mut self, len: usize) -> BytesMut {
+        match self.free.iter().rposition(|b| b.capacity() == len) {
+            Some(i) => {
+                self.bytes -= len;
+                self.free.swap_remove(i)
+            }
+            None => {
+                self.misses += 1;
+                BytesMut::with_capacity(len)
+            }
+        }
+    }
+
+    /// Takes back a piece that was read to its end, if nobody else holds it.
+    pub(crate) fn give(&mut self, piece: Bytes) {
+        let Ok(mut buf) = piece.try_into_mut() else {
+            return;
+        };
+        buf.clear();
+        // Reclaims the space of the bytes already read; never allocates.
+        if buf.try_reclaim(PACK_BELOW) {
+            self.bytes += buf.capacity();
+            self.free.push(buf);
+        }
+    }
+
+    /// Drops buffers, oldest first, until at most `limit` bytes are held.
+    pub(crate) fn trim(&mut self, limit: usize) {
+        let mut drop = 0;
+        while self.bytes > limit {
+            self.bytes -= self.free[drop].capacity();
+            drop += 1;
+        }
+        self.free.drain(..drop);
+    }
+
+    /// Bytes held for reuse.
+    pub(crate) fn held(&self) -> usize {
+        self.bytes
+    }
+}
 
 #[derive(Debug)]
 pub(crate) struct StreamState {
@@ -104,12 +161,11 @@ impl StreamState {
     /// packing buffer grows with what it holds (doubling, from a few bytes), so a stream that
     /// received a few bytes holds a few dozen, not a whole buffer.
     pub(crate) fn push_recv(&mut self, piece: &[u8]) {
-        self.recv_len += piece.len();
         if piece.len() >= PACK_BELOW {
-            self.seal_tail();
-            self.recv.push_back(Bytes::copy_from_slice(piece));
+            self.push_piece(Bytes::copy_from_slice(piece));
             return;
         }
+        self.recv_len += piece.len();
         if self.recv_tail.len() + piece.len() > PACK_BUFFER {
             self.seal_tail();
         }
@@ -126,6 +182,13 @@ impl StreamState {
         self.recv_tail.extend_from_slice(piece);
     }
 
+    /// Stores a whole received payload as it is.
+    pub(crate) fn push_piece(&mut self, piece: Bytes) {
+        self.recv_len += piece.len();
+        self.seal_tail();
+        self.recv.push_back(piece);
+    }
+
     /// Moves the packed small pieces into the queue, as an exact copy so that the packing
     /// buffer is reused rather than pinned.
     fn seal_tail(&mut self) {
@@ -135,8 +198,9 @@ impl StreamState {
         }
     }
 
-    /// Copies buffered data into `buf`; returns how much.
-    pub(crate) fn read_into(&mut self, buf: &mut [u8]) -> usize {
+    /// Copies buffered data into `buf`; returns how much. Pieces read to their end go back
+    /// to `pool`.
+    pub(crate) fn read_into(&mut self, buf: &mut [u8], pool: &mut RecvPool) -> usize {
         let mut n = 0;
         while n < buf.len() {
             let Some(front) = self.recv.front_mut() else {
@@ -150,7 +214,9 @@ impl StreamState {
             buf[n..n + take].copy_from_slice(&front[..take]);
             front.advance(take);
             if front.is_empty() {
-                self.recv.pop_front();
+                if let Some(done) = self.recv.pop_front() {
+                    pool.give(done);
+                }
             }
             n += take;
         }
@@ -230,11 +296,63 @@ mod tests {
             s.push_recv(&piece);
             assert!(s.recv_tail.capacity() <= PACK_BUFFER, "round {round}");
             let mut buf = vec![0; 1 + (round * 53) % 700];
-            let n = s.read_into(&mut buf);
+            let n = s.read_into(&mut buf, &mut RecvPool::default());
             for b in &buf[..n] {
                 assert_eq!(Some(*b), expect.pop_front(), "round {round}");
             }
             assert_eq!(s.recv_len, expect.len());
         }
+    }
+}
+
+#[cfg(test)]
+mod pool_tests {
+    use super::*;
+
+    /// A full-frame buffer read to its end comes back and is handed out again for the next
+    /// payload of the same size: the steady state allocates nothing.
+    #[test]
+    fn read_pieces_are_reused_for_the_same_size() {
+        let mut pool = RecvPool::default();
+        let mut s = StreamState::new();
+        let mut first = pool.take(4096);
+        first.extend_from_slice(&[7; 4096]);
+        let first = first.freeze();
+        let addr = first.as_ptr();
+        s.push_piece(first);
+        let mut out = vec![0; 1000];
+        while s.recv_len > 0 {
+            s.read_into(&mut out, &mut pool);
+        }
+        assert_eq!(pool.held(), 4096);
+        assert!(
+            pool.take(100).capacity() == 100,
+            "other sizes get a new buffer"
+        );
+        let again = pool.take(4096);
+        assert_eq!(again.as_ptr(), addr, "the same allocation");
+        assert_eq!((again.len(), again.capacity()), (0, 4096));
+        assert_eq!(pool.held(), 0);
+    }
+
+    /// A piece someone else still holds is not taken back, and trimming keeps the newest
+    /// buffers within the limit.
+    #[test]
+    fn shared_pieces_are_not_reused_and_trim_bounds_the_pool() {
+        let mut pool = RecvPool::default();
+        let piece = Bytes::from(vec![1u8; 2048]);
+        let held = piece.clone();
+        pool.give(piece);
+        assert_eq!(pool.held(), 0);
+        drop(held);
+        for _ in 0..10 {
+            pool.give(Bytes::from(vec![1u8; 32 * 1024]));
+        }
+        assert_eq!(pool.held(), 10 * 32 * 1024);
+        pool.trim(100 * 1024);
+        assert_eq!(pool.held(), 3 * 32 * 1024);
+        pool.trim(0);
+        assert_eq!(pool.held(), 0);
+        assert_eq!(pool.take(32 * 1024).capacity(), 32 * 1024);
     }
 }

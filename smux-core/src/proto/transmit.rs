@@ -7,6 +7,9 @@ use std::io::IoSlice;
 /// Payloads shorter than this are copied next to their header instead of being referenced:
 /// one fewer `iovec` costs less than the copy.
 const COALESCE_BELOW: usize = 512;
+/// The packing buffer grows by at least this much at a time: its pieces are split off as
+/// they are sealed, so growing it by the few bytes of one header would allocate per frame.
+const SCRATCH_BLOCK: usize = 4096;
 
 /// Encoded frames waiting to be written, in order. Headers and small payloads are packed
 /// into one contiguous buffer; large payloads are referenced without copying.
@@ -38,19 +41,27 @@ impl Transmit {
         self.len == 0
     }
 
+    /// Appends a frame header, or a small payload that goes with one (a UPD's), packed.
     pub(crate) fn push_header(&mut self, header: &[u8]) {
-        self.scratch.put_slice(header);
-        self.len += header.len();
+        self.pack(header);
     }
 
     pub(crate) fn push_payload(&mut self, payload: Bytes) {
-        self.len += payload.len();
         if payload.len() < COALESCE_BELOW {
-            self.scratch.put_slice(&payload);
+            self.pack(&payload);
         } else {
+            self.len += payload.len();
             self.seal();
             self.segments.push_back(payload);
         }
+    }
+
+    fn pack(&mut self, bytes: &[u8]) {
+        if self.scratch.capacity() - self.scratch.len() < bytes.len() {
+            self.scratch.reserve(SCRATCH_BLOCK.max(bytes.len()));
+        }
+        self.scratch.put_slice(bytes);
+        self.len += bytes.len();
     }
 
     fn seal(&mut self) {

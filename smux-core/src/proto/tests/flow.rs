@@ -334,3 +334,41 @@ fn writes_after_session_end_fail_and_reads_drain_first() {
         Err(StreamError::SessionClosed(crate::CloseReason::PeerClosed))
     );
 }
+
+/// A steady flow of full frames to a reader that keeps up reuses the same payload buffers
+/// (no allocation per frame), and they are freed once the flow has stopped for a while.
+#[test]
+fn steady_flow_recycles_payload_buffers_then_frees_them() {
+    for version in [1, 2] {
+        let config = quiet(version).max_frame_size(32 * 1024).build().unwrap();
+        let mut pair = Pair::with(config);
+        pair.chunk = 128 * 1024;
+        let (w, r) = open_n(&mut pair, 1)[0];
+        let data = Rng::new(7).bytes(16 << 20);
+        assert!(one_way(&mut pair, true, w, r, &data) == data);
+        let frames = data.len() / (32 * 1024);
+        let pool = &pair.server.engine.pool;
+        assert!(
+            pool.misses <= 8,
+            "v{version}: {} of {frames} payloads needed a new buffer",
+            pool.misses
+        );
+        assert!(pool.held() > 0);
+        let release = pair
+            .server
+            .engine
+            .poll_timeout()
+            .expect("pool release deadline");
+        pair.advance_to(release);
+        assert_eq!(
+            pair.server.engine.pool.held(),
+            0,
+            "v{version}: freed when idle"
+        );
+        assert_eq!(
+            pair.server.engine.poll_timeout(),
+            None,
+            "v{version}: no more deadline"
+        );
+    }
+}
