@@ -35,6 +35,9 @@ struct Cli {
     /// Run only the systems whose name contains one of these (e.g. `--only tokio --only Go`).
     #[arg(long, value_name = "TEXT")]
     only: Vec<String>,
+    /// Exit non-zero if any system could not run or any workload failed (for CI).
+    #[arg(long)]
+    strict: bool,
     /// Where the JSON and the SVG chart go.
     #[arg(long, default_value = "target/compare")]
     out: PathBuf,
@@ -391,6 +394,19 @@ fn run_comparison(cli: &Cli) -> Result<(), String> {
         svg_path.display(),
         started.elapsed().as_secs_f64()
     );
+    let failed: Vec<String> = rows
+        .iter()
+        .flat_map(|r| r.notes.iter().map(move |(k, why)| (r, k, why)))
+        .filter(|(_, _, why)| !why.starts_with("n/a"))
+        .map(|(r, k, why)| format!("{} {k}: {why}", r.name))
+        .collect();
+    if cli.strict && !failed.is_empty() {
+        return Err(format!(
+            "{} figures missing: {}",
+            failed.len(),
+            failed.join("; ")
+        ));
+    }
     Ok(())
 }
 
