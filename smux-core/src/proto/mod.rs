@@ -53,7 +53,7 @@
 //!   stream sees it (and is charged then); buffers of payloads read to their end are kept
 //!   for the next payloads of the same size, so that a steady flow of full frames allocates
 //!   nothing: they count against the receive budget (buffered data and recycled buffers
-//!   together stay within it) and are freed once no large payload arrived for 2 s;
+//!   together stay within it) and are freed 1 to 2 s after the last large payload;
 //! * outbound stream data: [`Config::max_stream_send_buffer`] per open stream;
 //! * control frames: at most one pending NOP, one SYN and one UPD per stream, and at most
 //!   [`MAX_PENDING_REFUSALS`] refusal FINs: once that many wait, input is not read until they
@@ -168,7 +168,7 @@ enum RxState {
     },
 }
 
-/// How long recycled receive buffers are kept once no large payload arrives.
+/// How long recycled receive buffers are kept, at most, once no large payload arrives.
 const POOL_IDLE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Payload bytes on their way into a stream.
@@ -885,7 +885,11 @@ impl Engine {
         }
         if self.assembling.is_empty() {
             self.assembling = self.pool.take(remaining);
-            self.pool_release = Some(now + POOL_IDLE);
+            // Moved at most about once a second, so that a driver's timer is not reset per
+            // frame: the pool goes 1 to 2 s after the last large payload.
+            if self.pool_release.is_none_or(|at| at < now + POOL_IDLE / 2) {
+                self.pool_release = Some(now + POOL_IDLE);
+            }
         }
         self.assembling.extend_from_slice(piece);
         if piece.len() == remaining {
