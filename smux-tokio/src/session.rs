@@ -129,17 +129,18 @@ impl futures_core::Stream for Incoming {
 #[derive(Debug)]
 pub struct Stream(smux_core::Stream);
 
-/// Reads into tokio's `ReadBuf` without zeroing it: received bytes are copied straight in.
+/// Reads into tokio's `ReadBuf` without zeroing it: received bytes are copied straight in,
+/// and the buffers they came in are recycled by the session.
 fn fill(
     cx: &mut Context<'_>,
     buf: &mut ReadBuf<'_>,
-    read: impl FnOnce(&mut Context<'_>, usize) -> Poll<io::Result<bytes::Bytes>>,
+    read: impl FnOnce(&mut Context<'_>, usize, &mut dyn FnMut(&[u8])) -> Poll<io::Result<usize>>,
 ) -> Poll<io::Result<()>> {
     if buf.remaining() == 0 {
         return Poll::Ready(Ok(()));
     }
-    let chunk = ready!(read(cx, buf.remaining()))?;
-    buf.put_slice(&chunk);
+    let max = buf.remaining();
+    ready!(read(cx, max, &mut |piece| buf.put_slice(piece)))?;
     Poll::Ready(Ok(()))
 }
 
@@ -167,7 +168,9 @@ impl AsyncRead for Stream {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        fill(cx, buf, |cx, max| self.0.poll_read_chunk(cx, max))
+        fill(cx, buf, |cx, max, sink| {
+            self.0.poll_read_with(cx, max, sink)
+        })
     }
 }
 
@@ -213,7 +216,9 @@ impl AsyncRead for OwnedReadHalf {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        fill(cx, buf, |cx, max| self.0.poll_read_chunk(cx, max))
+        fill(cx, buf, |cx, max, sink| {
+            self.0.poll_read_with(cx, max, sink)
+        })
     }
 }
 

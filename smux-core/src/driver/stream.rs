@@ -29,9 +29,22 @@ impl Handle {
     }
 
     fn poll_read(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        let mut n = 0;
+        self.poll_read_with(cx, buf.len(), &mut |piece| {
+            buf[n..n + piece.len()].copy_from_slice(piece);
+            n += piece.len();
+        })
+    }
+
+    fn poll_read_with(
+        &self,
+        cx: &mut Context<'_>,
+        max: usize,
+        sink: &mut dyn FnMut(&[u8]),
+    ) -> Poll<io::Result<usize>> {
         let mut st = self.shared.lock();
         let stalled = !st.engine.wants_input();
-        match st.engine.read(self.id, buf) {
+        match st.engine.read_with(self.id, max, sink) {
             Ok(n) => {
                 // Reading may have queued an UPD or reopened the session budget.
                 if n > 0 && (st.engine.wants_transmit() || (stalled && st.engine.wants_input())) {
@@ -198,6 +211,19 @@ impl Stream {
         self.handle.poll_read_chunk(cx, max)
     }
 
+    /// Reads up to `max` bytes by handing them to `sink`, one call per contiguous piece,
+    /// while the session's lock is held: for a destination that is not an initialized
+    /// slice, such as tokio's `ReadBuf`, without zeroing it or copying twice. `Ok(0)` with
+    /// `max > 0` is the end of the stream. Keep `sink` short: it runs under the lock.
+    pub fn poll_read_with(
+        &self,
+        cx: &mut Context<'_>,
+        max: usize,
+        sink: &mut dyn FnMut(&[u8]),
+    ) -> Poll<io::Result<usize>> {
+        self.handle.poll_read_with(cx, max, sink)
+    }
+
     /// Queues data; Pending while the stream's send buffer is full.
     pub fn poll_write(&self, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
         self.handle.poll_write(cx, data)
@@ -308,6 +334,19 @@ impl ReadHalf {
     /// Takes up to `max` bytes without copying; empty is end of stream.
     pub fn poll_read_chunk(&self, cx: &mut Context<'_>, max: usize) -> Poll<io::Result<Bytes>> {
         self.handle.poll_read_chunk(cx, max)
+    }
+
+    /// Reads up to `max` bytes by handing them to `sink`, one call per contiguous piece,
+    /// while the session's lock is held: for a destination that is not an initialized
+    /// slice, such as tokio's `ReadBuf`, without zeroing it or copying twice. `Ok(0)` with
+    /// `max > 0` is the end of the stream. Keep `sink` short: it runs under the lock.
+    pub fn poll_read_with(
+        &self,
+        cx: &mut Context<'_>,
+        max: usize,
+        sink: &mut dyn FnMut(&[u8]),
+    ) -> Poll<io::Result<usize>> {
+        self.handle.poll_read_with(cx, max, sink)
     }
 
     /// Puts the halves of one stream back together.

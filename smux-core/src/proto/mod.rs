@@ -598,6 +598,29 @@ impl Engine {
         self.no_data(id.0).map(|()| 0)
     }
 
+    /// Like [`read`](Self::read), but hands up to `max` buffered bytes to `sink`, one call
+    /// per contiguous piece, instead of into a slice: for callers whose destination is not
+    /// a plain initialized slice (tokio's `ReadBuf`). Returns how many bytes `sink` got;
+    /// `Ok(0)` (with `max > 0`) is the end of the stream.
+    pub fn read_with(
+        &mut self,
+        id: StreamId,
+        max: usize,
+        sink: &mut dyn FnMut(&[u8]),
+    ) -> Result<usize, StreamError> {
+        self.readable_stream(id)?;
+        if max == 0 {
+            return Ok(0);
+        }
+        let s = self.streams.get_mut(&id.0).expect("checked readable");
+        let n = s.read_with(max, sink, &mut self.pool);
+        if n > 0 {
+            self.consumed(id.0, n);
+            return Ok(n);
+        }
+        self.no_data(id.0).map(|()| 0)
+    }
+
     /// Like [`read`](Self::read), but hands over up to `max` bytes of the next buffered
     /// payload without copying. `Ok(None)` is the end of the stream.
     pub fn read_chunk(&mut self, id: StreamId, max: usize) -> Result<Option<Bytes>, StreamError> {

@@ -202,16 +202,37 @@ impl StreamState {
     /// to `pool`.
     pub(crate) fn read_into(&mut self, buf: &mut [u8], pool: &mut RecvPool) -> usize {
         let mut n = 0;
-        while n < buf.len() {
+        self.read_with(
+            buf.len(),
+            &mut |piece| {
+                buf[n..n + piece.len()].copy_from_slice(piece);
+                n += piece.len();
+            },
+            pool,
+        )
+    }
+
+    /// Hands up to `max` buffered bytes, in order, to `sink` (one call per contiguous
+    /// piece); returns how many. Pieces read to their end go back to `pool`.
+    pub(crate) fn read_with(
+        &mut self,
+        max: usize,
+        sink: &mut dyn FnMut(&[u8]),
+        pool: &mut RecvPool,
+    ) -> usize {
+        let mut n = 0;
+        while n < max {
             let Some(front) = self.recv.front_mut() else {
-                let take = self.recv_tail.len().min(buf.len() - n);
-                buf[n..n + take].copy_from_slice(&self.recv_tail[..take]);
-                self.recv_tail.advance(take);
+                let take = self.recv_tail.len().min(max - n);
+                if take > 0 {
+                    sink(&self.recv_tail[..take]);
+                    self.recv_tail.advance(take);
+                }
                 n += take;
                 break;
             };
-            let take = front.len().min(buf.len() - n);
-            buf[n..n + take].copy_from_slice(&front[..take]);
+            let take = front.len().min(max - n);
+            sink(&front[..take]);
             front.advance(take);
             if front.is_empty() {
                 if let Some(done) = self.recv.pop_front() {
