@@ -1,5 +1,7 @@
-//! smux-rs over loopback TCP on tokio and smol: one stream with 128 KiB writes (the shape of
-//! Go's BenchmarkConnSmux), 64-byte round trips, and stream open + accept + close.
+//! smux-rs over loopback TCP on tokio, smol and async-std, versions 1 and 2: one stream
+//! with 128 KiB writes (the shape of Go's BenchmarkConnSmux), 16 and 256 parallel streams,
+//! 64-byte round trips, and stream open + accept + close. The side-by-side comparison with
+//! other multiplexers is `cargo run --release -p benches --bin compare`.
 
 // criterion_group! defines an undocumented public function.
 #![allow(missing_docs)]
@@ -70,6 +72,37 @@ impl Rt for Smol {
     }
 }
 
+struct AsyncStd;
+
+impl Rt for AsyncStd {
+    fn name(&self) -> &'static str {
+        "async-std"
+    }
+    fn block_on<T>(&self, fut: impl Future<Output = T>) -> T {
+        async_std::task::block_on(fut)
+    }
+    fn sessions(&self, config: Config) -> (Session, Session) {
+        async_std::task::block_on(async {
+            let listener = async_std::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .unwrap();
+            let addr = listener.local_addr().unwrap();
+            let (a, b) = futures_util::future::join(
+                async_std::net::TcpStream::connect(addr),
+                listener.accept(),
+            )
+            .await;
+            let (a, b) = (a.unwrap(), b.unwrap().0);
+            a.set_nodelay(true).unwrap();
+            b.set_nodelay(true).unwrap();
+            (
+                smux_async_std::client(a, config.clone()).unwrap(),
+                smux_async_std::server(b, config).unwrap(),
+            )
+        })
+    }
+}
+
 fn config(version: u8) -> Config {
     Config::builder().version(version).build().unwrap()
 }
@@ -86,34 +119,92 @@ fn stream_pair(rt: &impl Rt, client: &Session, server: &Session) -> (Stream, Str
     })
 }
 
-fn bulk(c: &mut Criterion, rt: &impl Rt) {
+/// Moves `PER_ITER` bytes over `pairs`, split evenly, all streams at once.
+async fn transfer(pairs: &mut [(Stream, Stream)]) {
+    let per_stream = PER_ITER / pairs.len();
+    let chunk = vec![0u8; WRITE.min(per_stream)];
+    let moves = pairs.iter_mut().map(|(writer, reader)| {
+        let chunk = &chunk;
+        async move {
+            let mut buf = vec![0u8; WRITE];
+            let write = async {
+                let mut sent = 0;
+                while sent < per_stream {
+                    writer.write_all(chunk).await.unwrap();
+                    sent += chunk.len();
+                }
+            };
+            let read = async {
+                let mut got = 0;
+                while got < per_stream {
+                    got += reader.read(&mut buf).await.unwrap();
+                }
+            };
+            futures_util::future::join(write, read).await;
+        }
+    });
+    futures_util::future::join_all(moves).await;
+}
+
+fn loopback_on(c: &mut Criterion, rt: &impl Rt) {
     let mut g = c.benchmark_group(format!("loopback {}", rt.name()));
-    g.throughput(Throughput::Bytes(PER_ITER as u64));
     g.measurement_time(Duration::from_secs(4));
     for version in [1u8, 2] {
         let (client, server) = rt.sessions(config(version));
-        let (mut reader, mut writer) = stream_pair(rt, &client, &server);
+        g.throughput(Throughput::Bytes(PER_ITER as u64));
+        for streams in [1usize, 16, 256] {
+            let mut pairs: Vec<(Stream, Stream)> = (0..streams)
+                .map(|_| stream_pair(rt, &client, &server))
+                .collect();
+            let name = if streams == 1 {
+                "one stream, 128 KiB writes".to_string()
+            } else {
+                format!("{streams} parallel streams")
+            };
+            g.bench_function(BenchmarkId::new(name, format!("v{version}")), |b| {
+                b.iter_custom(|iters| {
+                    rt.block_on(async {
+                        let start = Instant::now();
+                        for _ in 0..iters {
+                            transfer(&mut pairs).await;
+                        }
+                        start.elapsed()
+                    })
+                })
+            });
+        }
+        let (mut a, mut b2) = stream_pair(rt, &client, &server);
+        g.throughput(Throughput::Elements(1));
         g.bench_function(
-            BenchmarkId::new("one stream, 128 KiB writes", format!("v{version}")),
+            BenchmarkId::new("64-byte round trip", format!("v{version}")),
+            |b| {
+                b.iter_custom(|iters| {
+                    rt.block_on(async {
+                        let msg = [5u8; 64];
+                        let mut buf = [0u8; 64];
+                        let start = Instant::now();
+                        for _ in 0..iters {
+                            a.write_all(&msg).await.unwrap();
+                            b2.read_exact(&mut buf).await.unwrap();
+                            b2.write_all(&buf).await.unwrap();
+                            a.read_exact(&mut buf).await.unwrap();
+                        }
+                        start.elapsed()
+                    })
+                })
+            },
+        );
+        g.bench_function(
+            BenchmarkId::new("open + accept + close", format!("v{version}")),
             |b| {
                 b.iter_custom(|iters| {
                     rt.block_on(async {
                         let start = Instant::now();
                         for _ in 0..iters {
-                            let chunk = vec![0u8; WRITE];
-                            let mut buf = vec![0u8; WRITE];
-                            let write = async {
-                                for _ in 0..PER_ITER / WRITE {
-                                    writer.write_all(&chunk).await.unwrap();
-                                }
-                            };
-                            let read = async {
-                                let mut got = 0;
-                                while got < PER_ITER {
-                                    got += reader.read(&mut buf).await.unwrap();
-                                }
-                            };
-                            futures_util::future::join(write, read).await;
+                            let mut s = client.open_stream().await.unwrap();
+                            s.write_all(b"!").await.unwrap();
+                            let accepted = server.accept_stream().await.unwrap();
+                            drop((s, accepted));
                         }
                         start.elapsed()
                     })
@@ -121,39 +212,6 @@ fn bulk(c: &mut Criterion, rt: &impl Rt) {
             },
         );
     }
-    let (client, server) = rt.sessions(config(1));
-    let (mut a, mut b2) = stream_pair(rt, &client, &server);
-    g.throughput(Throughput::Elements(1));
-    g.bench_function("64-byte round trip", |b| {
-        b.iter_custom(|iters| {
-            rt.block_on(async {
-                let msg = [5u8; 64];
-                let mut buf = [0u8; 64];
-                let start = Instant::now();
-                for _ in 0..iters {
-                    a.write_all(&msg).await.unwrap();
-                    b2.read_exact(&mut buf).await.unwrap();
-                    b2.write_all(&buf).await.unwrap();
-                    a.read_exact(&mut buf).await.unwrap();
-                }
-                start.elapsed()
-            })
-        })
-    });
-    g.bench_function("open + accept + close", |b| {
-        b.iter_custom(|iters| {
-            rt.block_on(async {
-                let start = Instant::now();
-                for _ in 0..iters {
-                    let mut s = client.open_stream().await.unwrap();
-                    s.write_all(b"!").await.unwrap();
-                    let accepted = server.accept_stream().await.unwrap();
-                    drop((s, accepted));
-                }
-                start.elapsed()
-            })
-        })
-    });
     g.finish();
 }
 
@@ -165,8 +223,9 @@ fn loopback(c: &mut Criterion) {
             .build()
             .unwrap(),
     );
-    bulk(c, &tokio);
-    bulk(c, &Smol);
+    loopback_on(c, &tokio);
+    loopback_on(c, &Smol);
+    loopback_on(c, &AsyncStd);
 }
 
 criterion_group!(benches, loopback);
