@@ -30,6 +30,7 @@ pub mod frame;
 pub mod fuzzing;
 pub mod proto;
 pub mod runtime;
+mod sync;
 
 pub use config::{Config, ConfigBuilder, ConfigError};
 pub use driver::{Driver, Incoming, ReadHalf, ReuniteError, Session, Stream, WriteHalf};

@@ -11,13 +11,14 @@ pub use stream::{ReadHalf, ReuniteError, Stream, WriteHalf};
 use crate::error::CloseReason;
 use crate::proto::{Engine, Event, Transmit};
 use crate::runtime::{Runtime, Timer};
+use crate::sync::{Arc, Mutex, MutexGuard};
 use futures_io::{AsyncRead, AsyncWrite};
 use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::io::{self, IoSlice};
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::PoisonError;
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
@@ -33,7 +34,8 @@ const ROUNDS_PER_POLL: usize = 16;
 /// What the session handles and the driver share.
 pub(crate) struct Shared {
     state: Mutex<State>,
-    pub(crate) runtime: Arc<dyn Runtime>,
+    /// std's `Arc`, as callers hand it in (loom's cannot hold a `dyn` value).
+    pub(crate) runtime: std::sync::Arc<dyn Runtime>,
     /// A process-wide number for logs.
     pub(crate) id: u64,
 }

@@ -4,13 +4,13 @@ use super::{store_in, Driver, Shared, State, Stream};
 use crate::error::{CloseReason, Error};
 use crate::proto::{Engine, Role, Stats};
 use crate::runtime::Runtime;
+use crate::sync::{Arc, Mutex};
 use crate::Config;
 use futures_io::{AsyncRead, AsyncWrite};
 use std::collections::HashMap;
 use std::fmt;
 use std::future::poll_fn;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 /// One end of an smux session: opens and accepts streams. Cheap to clone; every clone
@@ -37,7 +37,12 @@ impl fmt::Debug for Session {
 impl Session {
     /// A session over `io` and its driver future, for callers who run the driver
     /// themselves. Nothing happens until the driver is polled.
-    pub fn new<T>(io: T, role: Role, config: Config, runtime: Arc<dyn Runtime>) -> (Self, Driver<T>)
+    pub fn new<T>(
+        io: T,
+        role: Role,
+        config: Config,
+        runtime: std::sync::Arc<dyn Runtime>,
+    ) -> (Self, Driver<T>)
     where
         T: AsyncRead + AsyncWrite + Unpin,
     {
@@ -62,7 +67,7 @@ impl Session {
     }
 
     /// A session over `io` whose driver is spawned on `runtime`.
-    pub fn spawn<T>(io: T, role: Role, config: Config, runtime: Arc<dyn Runtime>) -> Self
+    pub fn spawn<T>(io: T, role: Role, config: Config, runtime: std::sync::Arc<dyn Runtime>) -> Self
     where
         T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {

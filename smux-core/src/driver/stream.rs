@@ -3,12 +3,12 @@
 use super::{store, Shared};
 use crate::error::{Error, StreamError};
 use crate::proto::StreamId;
+use crate::sync::Arc;
 use bytes::Bytes;
 use futures_io::{AsyncRead, AsyncWrite};
 use std::fmt;
 use std::io;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
 /// A reference to one stream of a session, holding `refs` of its handle count.
