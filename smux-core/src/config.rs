@@ -63,6 +63,7 @@ pub struct Config {
     accept_backlog: usize,
     max_streams: usize,
     close_timeout: Duration,
+    first_stream_id: Option<u32>,
 }
 
 impl Default for Config {
@@ -79,6 +80,7 @@ impl Default for Config {
             accept_backlog: 1024,
             max_streams: 65536,
             close_timeout: Duration::from_secs(30),
+            first_stream_id: None,
         }
     }
 }
@@ -162,6 +164,16 @@ impl Config {
         self.close_timeout
     }
 
+    /// Not in Go: the id of the first stream this end opens; later ones follow by 2 (default
+    /// `None`: Go's 3 for a client, 2 for a server). An id of the other side's parity is
+    /// raised by one (a client opens odd ids, a server even ones). Ids end at `u32::MAX`:
+    /// after that, opening fails with [`OpenError::IdsExhausted`](crate::OpenError::IdsExhausted) and a
+    /// long-lived application must start a new session. Starting near the top lets it test
+    /// that path without opening two billion streams.
+    pub fn first_stream_id(&self) -> Option<u32> {
+        self.first_stream_id
+    }
+
     fn validate(&self) -> Result<(), ConfigError> {
         let nonzero = |field, value: Duration| {
             check(field, value, !value.is_zero(), "must be greater than zero")
@@ -207,7 +219,12 @@ impl Config {
             self.max_streams,
             self.max_streams >= 1,
             "must be at least 1",
-        )
+        )?;
+        if let Some(id) = self.first_stream_id {
+            // Go never opens 0 or 1; 0 is also the id of keepalive frames.
+            check("first_stream_id", id, id >= 2, "must be at least 2")?;
+        }
+        Ok(())
     }
 }
 
@@ -325,6 +342,12 @@ impl ConfigBuilder {
     /// See [`Config::close_timeout`].
     pub fn close_timeout(mut self, timeout: Duration) -> Self {
         self.config.close_timeout = timeout;
+        self
+    }
+
+    /// See [`Config::first_stream_id`].
+    pub fn first_stream_id(mut self, id: u32) -> Self {
+        self.config.first_stream_id = Some(id);
         self
     }
 
@@ -472,6 +495,20 @@ mod tests {
             err(Config::builder().max_stream_send_buffer(0)).field(),
             "max_stream_send_buffer"
         );
+    }
+
+    #[test]
+    fn first_stream_id_is_at_least_2() {
+        assert_eq!(Config::default().first_stream_id(), None);
+        for id in [0, 1] {
+            let e = err(Config::builder().first_stream_id(id));
+            assert_eq!(
+                (e.field(), e.value()),
+                ("first_stream_id", &*id.to_string())
+            );
+        }
+        let c = Config::builder().first_stream_id(2).build().unwrap();
+        assert_eq!(c.first_stream_id(), Some(2));
     }
 
     #[test]

@@ -1,9 +1,10 @@
-//! Hostile and broken peers over loopback TCP against the full async stack. The peer is a
-//! raw socket writing frames by hand; each test states the outcome a user relies on.
+//! Hostile and broken peers, and the session's own limits, over loopback TCP against the
+//! full async stack. The peer is a raw socket writing frames by hand; each test states the
+//! outcome a user relies on.
 
 use bytes::BytesMut;
 use smux_core::frame::{Frame, Version};
-use smux_core::{CloseReason, Config, ProtocolError};
+use smux_core::{CloseReason, Config, Error, OpenError, ProtocolError};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -234,4 +235,102 @@ async fn a_connection_reset_mid_transfer_fails_every_pending_call() {
         .await
         .expect("the session ends");
     assert!(client.is_closed());
+}
+
+#[tokio::test]
+async fn running_out_of_stream_ids_fails_opens_with_a_typed_error_while_streams_keep_working() {
+    let (mut peer, ours) = tcp_pair().await;
+    // Two ids left for a client: 0xFFFF_FFFD and 0xFFFF_FFFF.
+    let config = Config::builder()
+        .first_stream_id(u32::MAX - 2)
+        .build()
+        .unwrap();
+    let client = smux_tokio::client(ours, config).unwrap();
+    let mut first = client.open_stream().await.unwrap();
+    let mut last = client.open_stream().await.unwrap();
+    assert_eq!((first.id(), last.id()), (u32::MAX - 2, u32::MAX));
+
+    let exhausted = Error::Open(OpenError::IdsExhausted);
+    let check_exhausted = |err: Error| {
+        assert_eq!(err, exhausted);
+        // As README "Errors" says: an io::Error of kind Other that carries the typed error.
+        let err = std::io::Error::from(err);
+        assert_eq!(err.kind(), std::io::ErrorKind::Other);
+        assert_eq!(
+            err.get_ref().and_then(|e| e.downcast_ref::<Error>()),
+            Some(&exhausted)
+        );
+    };
+    for _ in 0..3 {
+        check_exhausted(client.open_stream().await.unwrap_err());
+    }
+
+    // The open streams still carry data both ways; no SYN was sent for the failed opens.
+    first.write_all(b"one").await.unwrap();
+    last.write_all(b"two").await.unwrap();
+    let mut pushes = 0;
+    let frames = timeout(
+        LIMIT,
+        read_frames(&mut peer, Version::V1, |f| {
+            pushes += usize::from(matches!(f, Frame::Psh { .. }));
+            pushes == 2
+        }),
+    )
+    .await
+    .expect("the data arrives");
+    assert_eq!(
+        frames,
+        [
+            Frame::Syn { sid: u32::MAX - 2 },
+            Frame::Syn { sid: u32::MAX },
+            Frame::Psh {
+                sid: u32::MAX - 2,
+                data: "one".into(),
+            },
+            Frame::Psh {
+                sid: u32::MAX,
+                data: "two".into(),
+            },
+        ]
+    );
+    let reply = [
+        Frame::Psh {
+            sid: u32::MAX,
+            data: "back".into(),
+        },
+        Frame::Fin { sid: u32::MAX },
+    ];
+    peer.write_all(&encode(Version::V1, &reply)).await.unwrap();
+    let mut back = Vec::new();
+    timeout(LIMIT, last.read_to_end(&mut back))
+        .await
+        .expect("the reply arrives")
+        .unwrap();
+    assert_eq!(back, b"back");
+
+    // Ids are never reused: closing streams frees none.
+    drop(first);
+    drop(last);
+    check_exhausted(client.open_stream().await.unwrap_err());
+
+    // The peer can still open streams towards us, and the session stays up.
+    let hello = [
+        Frame::Syn { sid: 2 },
+        Frame::Psh {
+            sid: 2,
+            data: "hi".into(),
+        },
+    ];
+    peer.write_all(&encode(Version::V1, &hello)).await.unwrap();
+    let mut accepted = timeout(LIMIT, client.accept_stream())
+        .await
+        .expect("the peer's stream arrives")
+        .unwrap();
+    let mut hi = [0u8; 2];
+    timeout(LIMIT, accepted.read_exact(&mut hi))
+        .await
+        .expect("its data arrives")
+        .unwrap();
+    assert_eq!(&hi, b"hi");
+    assert!(!client.is_closed());
 }

@@ -88,7 +88,7 @@ use stream::{RecvPool, StreamState, INITIAL_PEER_WINDOW};
 pub const MAX_PENDING_REFUSALS: usize = 1024;
 
 /// Which end of the connection this is. It decides the stream ids: the client opens odd
-/// ids from 3, the server even ids from 2.
+/// ids from 3, the server even ids from 2 (from [`Config::first_stream_id`] if set).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
     /// Opens streams 3, 5, 7, ...
@@ -246,6 +246,16 @@ pub struct Engine {
     stats: Stats,
 }
 
+/// The first id `role` opens: Go's unless the config names one, kept to the role's parity.
+fn first_id(role: Role, configured: Option<u32>) -> u64 {
+    let odd = role == Role::Client;
+    match configured {
+        None if odd => 3,
+        None => 2,
+        Some(id) => u64::from(id) + u64::from((id % 2 == 1) != odd),
+    }
+}
+
 impl Engine {
     /// A new session end at time `now`.
     pub fn new(role: Role, config: Config, now: Instant) -> Self {
@@ -255,10 +265,7 @@ impl Engine {
             role,
             phase: Phase::Open,
             close_reported: false,
-            next_id: match role {
-                Role::Client => 3,
-                Role::Server => 2,
-            },
+            next_id: first_id(role, config.first_stream_id()),
             streams: HashMap::new(),
             live_streams: 0,
             accept_queue: VecDeque::new(),

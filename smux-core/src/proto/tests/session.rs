@@ -77,6 +77,30 @@ fn ids_exhaust_with_a_typed_error() {
 }
 
 #[test]
+fn a_configured_first_stream_id_keeps_the_roles_parity() {
+    let now = Instant::now();
+    let opened = |role, first| {
+        let config = Config::builder().first_stream_id(first).build().unwrap();
+        let mut engine = Engine::new(role, config, now);
+        [engine.open(), engine.open()]
+    };
+    let ids = |a: u32, b: u32| [Ok(StreamId(a)), Ok(StreamId(b))];
+    assert_eq!(opened(Role::Client, 11), ids(11, 13));
+    assert_eq!(opened(Role::Client, 10), ids(11, 13));
+    assert_eq!(opened(Role::Server, 10), ids(10, 12));
+    assert_eq!(opened(Role::Server, 11), ids(12, 14));
+    // At the top: one id left for a client, none for a server.
+    assert_eq!(
+        opened(Role::Client, u32::MAX),
+        [Ok(StreamId(u32::MAX)), Err(OpenError::IdsExhausted)]
+    );
+    assert_eq!(
+        opened(Role::Server, u32::MAX),
+        [Err(OpenError::IdsExhausted), Err(OpenError::IdsExhausted)]
+    );
+}
+
+#[test]
 fn echo_v1_and_v2() {
     for v in [1, 2] {
         let mut pair = Pair::version(v);
