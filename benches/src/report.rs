@@ -155,9 +155,11 @@ fn fmt_value(v: f64) -> String {
     }
 }
 
+/// `v` against `reference`, or "-" where a ratio would mean nothing (no reference, or one
+/// that rounds to zero, such as 0.004 allocations per frame).
 fn ratio(v: f64, reference: Option<f64>) -> String {
     match reference {
-        Some(r) if r > 0.0 => format!("{:.2}x", v / r),
+        Some(r) if r >= 0.01 => format!("{:.2}x", v / r),
         _ => "-".into(),
     }
 }
