@@ -39,9 +39,11 @@
 //! runtime-neutral stream with [`Stream::into_inner`]: [`smux_core::Stream`] implements
 //! `futures_io::AsyncRead` + `AsyncWrite`.
 
+mod io;
 mod runtime;
 mod session;
 
+pub use io::TokioIo;
 pub use runtime::TokioRuntime;
 pub use session::{client, server, Incoming, OwnedReadHalf, OwnedWriteHalf, Session, Stream};
 pub use smux_core::{CloseReason, Config, Error, Role, Stats};

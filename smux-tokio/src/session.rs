@@ -1,5 +1,6 @@
 //! The session and stream types with tokio's I/O traits.
 
+use crate::io::TokioIo;
 use crate::TokioRuntime;
 use smux_core::{CloseReason, Config, Error, Role, Stats};
 use std::io;
@@ -7,7 +8,6 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio_util::compat::{Compat, TokioAsyncReadCompatExt};
 
 /// Starts the client end of a session over `io` and spawns its driver on the current tokio
 /// runtime. Fails with [`Error::NoRuntime`] outside one.
@@ -32,7 +32,7 @@ where
 {
     let runtime = TokioRuntime::current().ok_or(Error::NoRuntime("tokio"))?;
     Ok(Session(smux_core::Session::spawn(
-        io.compat(),
+        TokioIo::new(io),
         role,
         config,
         Arc::new(runtime),
@@ -50,13 +50,13 @@ impl Session {
         io: T,
         role: Role,
         config: Config,
-    ) -> Result<(Self, smux_core::Driver<Compat<T>>), Error>
+    ) -> Result<(Self, smux_core::Driver<TokioIo<T>>), Error>
     where
         T: AsyncRead + AsyncWrite + Unpin,
     {
         let runtime = TokioRuntime::current().ok_or(Error::NoRuntime("tokio"))?;
         let (session, driver) =
-            smux_core::Session::new(io.compat(), role, config, Arc::new(runtime));
+            smux_core::Session::new(TokioIo::new(io), role, config, Arc::new(runtime));
         Ok((Self(session), driver))
     }
 
