@@ -28,6 +28,10 @@ const READ_BUFFER: usize = 128 * 1024;
 const WRITE_BATCH: usize = 256 * 1024;
 /// Slices per vectored write.
 const MAX_IOVECS: usize = 64;
+/// Vectored writes in a row that took only their first buffer before the driver decides the
+/// connection cannot write vectors (futures-io's default `poll_write_vectored`) and packs
+/// frames into one contiguous buffer instead.
+const SCALAR_WRITES_TO_PACK: u8 = 4;
 /// Rounds of work before the driver yields to other tasks.
 const ROUNDS_PER_POLL: usize = 16;
 
@@ -153,6 +157,10 @@ pub struct Driver<T> {
     eof: bool,
     out: Transmit,
     need_flush: bool,
+    /// Whether the connection was seen to write more than one buffer of a vectored write,
+    /// and how many vectored writes in a row took only their first one.
+    vectored: bool,
+    scalar_writes: u8,
     timer: Option<Pin<Box<dyn Timer>>>,
     timer_deadline: Option<Instant>,
     wakes: Vec<Waker>,
@@ -194,6 +202,8 @@ where
             eof: false,
             out: Transmit::new(),
             need_flush: false,
+            vectored: false,
+            scalar_writes: 0,
             timer: None,
             timer_deadline: None,
             wakes: Vec::new(),
@@ -266,9 +276,13 @@ where
         while !self.out.is_empty() {
             let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
             let n = self.out.io_slices(&mut slices);
+            let first = slices[0].len();
             match Pin::new(&mut self.io).poll_write_vectored(cx, &slices[..n]) {
                 Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
                 Poll::Ready(Ok(written)) => {
+                    if n > 1 && !self.vectored {
+                        self.learn_vectored(written > first);
+                    }
                     bytes::Buf::advance(&mut self.out, written);
                     self.need_flush = true;
                     moved = true;
@@ -289,6 +303,20 @@ where
             Poll::Ready(Ok(()))
         } else {
             Poll::Pending
+        }
+    }
+
+    /// A connection that writes only the first buffer of every vectored write would send
+    /// each frame header on its own (a packet, or a KCP segment, per header): after a few
+    /// such writes in a row, frames are packed into one contiguous buffer instead.
+    fn learn_vectored(&mut self, took_more_than_first: bool) {
+        if took_more_than_first {
+            self.vectored = true;
+            return;
+        }
+        self.scalar_writes += 1;
+        if self.scalar_writes == SCALAR_WRITES_TO_PACK {
+            self.out.pack_everything();
         }
     }
 

@@ -23,6 +23,8 @@ pub struct Transmit {
     /// The open piece being packed; it comes after every sealed one.
     scratch: BytesMut,
     len: usize,
+    /// Copy every payload into the packed buffer, for connections without vectored writes.
+    pack_everything: bool,
 }
 
 impl Transmit {
@@ -46,8 +48,16 @@ impl Transmit {
         self.pack(header);
     }
 
+    /// From now on, copies payloads next to their headers too, so that the queue is one
+    /// contiguous buffer: for a connection that cannot write vectors (its
+    /// `poll_write_vectored` takes only the first buffer), where referencing payloads would
+    /// cost a write call per header.
+    pub fn pack_everything(&mut self) {
+        self.pack_everything = true;
+    }
+
     pub(crate) fn push_payload(&mut self, payload: Bytes) {
-        if payload.len() < COALESCE_BELOW {
+        if payload.len() < COALESCE_BELOW || self.pack_everything {
             self.pack(&payload);
         } else {
             self.len += payload.len();
@@ -154,5 +164,23 @@ mod tests {
         }
         assert_eq!(out, expected);
         assert!(t.is_empty());
+    }
+
+    /// Packing everything keeps the order and leaves one contiguous piece.
+    #[test]
+    fn packing_everything_makes_one_piece() {
+        let mut t = Transmit::new();
+        t.pack_everything();
+        t.push_header(b"H1");
+        t.push_payload(Bytes::from(vec![b'x'; 1000]));
+        t.push_header(b"H2");
+        t.push_payload(Bytes::from(vec![b'y'; 2000]));
+        let mut slices = [IoSlice::new(&[]); 8];
+        assert_eq!(t.io_slices(&mut slices), 1);
+        let mut expected = b"H1".to_vec();
+        expected.extend(vec![b'x'; 1000]);
+        expected.extend(b"H2");
+        expected.extend(vec![b'y'; 2000]);
+        assert_eq!(t.chunk(), &expected[..]);
     }
 }
