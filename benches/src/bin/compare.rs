@@ -221,7 +221,7 @@ fn listen_on(addr: SocketAddr) -> std::io::Result<TcpListener> {
     Ok(socket.into())
 }
 
-/// How big each workload is.
+/// How big each workload is, and how many rounds of each run.
 #[derive(Debug, Clone, Copy)]
 struct Sizes {
     bulk_total: u64,
@@ -354,22 +354,21 @@ fn run_comparison(cli: &Cli) -> Result<(), String> {
         }
     );
     let mut rows = Vec::new();
-    for (i, entry) in entries.iter().enumerate() {
-        eprintln!("[{}/{}] {}", i + 1, entries.len(), entry.name);
+    let mut programs = Vec::new();
+    for entry in &entries {
         let mut row = Row::new(&entry.name, entry.kind, entry.version, entry.config.clone());
         let program = match (&entry.launch, &go) {
-            (Launch::Rust(system), _) => Program::rust(&self_exe, *system),
-            (Launch::Go(system), Ok(path)) => Program::go(path, system),
+            (Launch::Rust(system), _) => Some(Program::rust(&self_exe, *system)),
+            (Launch::Go(system), Ok(path)) => Some(Program::go(path, system)),
             (Launch::Go(_), Err(why)) => {
                 row.fill_missing(why);
-                rows.push(row);
-                continue;
+                None
             }
         };
-        let program = program.with_settings(settings(entry.version.unwrap_or(1)));
-        measure(&program, &sizes, &mut row);
+        programs.push(program.map(|p| p.with_settings(settings(entry.version.unwrap_or(1)))));
         rows.push(row);
     }
+    measure_all(&programs, &sizes, &mut rows);
     println!("{}", report::table(&rows));
     println!("targets (smux-rs rows):\n{}", report::targets(&rows));
     std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
@@ -608,104 +607,163 @@ fn num(v: &Value, key: &str) -> Result<f64, String> {
         .ok_or_else(|| format!("answer without {key}: {v}"))
 }
 
-/// Runs every workload of one system into `row`, with progress on stderr.
-fn measure(program: &Program, sizes: &Sizes, row: &mut Row) {
-    let (server, addr) = match start_server(program) {
-        Ok(s) => s,
-        Err(e) => {
-            row.fill_missing(&format!("failed: {e}"));
-            return;
-        }
-    };
-    let frames = |bytes: f64| bytes / FRAME as f64;
+/// One client run of a workload: its name, its arguments, and how to read the answer into
+/// a row's figures.
+struct Job {
+    label: String,
+    workload: &'static str,
+    args: Vec<(&'static str, String)>,
+    /// Metric keys and the answer fields they come from; the first one ranks runs.
+    figures: Vec<(&'static str, &'static str)>,
+}
+
+fn jobs(sizes: &Sizes) -> Vec<Job> {
+    let mut jobs = Vec::new();
     for (key, streams) in [("bulk1", 1usize), ("bulk16", 16), ("bulk256", 256)] {
-        let per_stream = (sizes.bulk_total / streams as u64).to_string();
-        let mut runs: Vec<Value> = Vec::new();
-        for _ in 0..sizes.runs {
-            let args = [
+        jobs.push(Job {
+            label: format!(
+                "bulk, {streams} stream{}",
+                if streams == 1 { "" } else { "s" }
+            ),
+            workload: "bulk",
+            args: vec![
                 ("streams", streams.to_string()),
-                ("bytes", per_stream.clone()),
-            ];
-            match client(program, &addr, "bulk", &args) {
-                Ok(v) => runs.push(v),
-                Err(e) => {
-                    row.notes.insert(key, format!("failed: {e}"));
-                    break;
+                ("bytes", (sizes.bulk_total / streams as u64).to_string()),
+            ],
+            figures: vec![(key, "mbps")],
+        });
+    }
+    for (label, workload, count, p50, p99) in [
+        (
+            "64-byte round trips",
+            "rtt",
+            sizes.rtt,
+            "rtt_p50",
+            "rtt_p99",
+        ),
+        (
+            "round trips beside bulk",
+            "rtt-bulk",
+            sizes.hol,
+            "hol_p50",
+            "hol_p99",
+        ),
+    ] {
+        jobs.push(Job {
+            label: label.into(),
+            workload,
+            args: vec![("count", count.to_string()), ("size", "64".into())],
+            figures: vec![(p50, "p50_us"), (p99, "p99_us")],
+        });
+    }
+    jobs.push(Job {
+        label: "open + ping + close".into(),
+        workload: "open-close",
+        args: vec![
+            ("count", sizes.open_close.to_string()),
+            ("concurrency", "16".into()),
+        ],
+        figures: vec![("open_close", "per_sec")],
+    });
+    jobs
+}
+
+/// Runs every workload on every system, workload by workload and in rounds (each round
+/// runs every system once), so that a drift of the machine over the run hits all systems
+/// alike; each figure is the median run. Then memory per idle stream, against fresh servers.
+fn measure_all(programs: &[Option<Program>], sizes: &Sizes, rows: &mut [Row]) {
+    let mut servers: Vec<Option<(Proc, String)>> = Vec::new();
+    for (program, row) in programs.iter().zip(rows.iter_mut()) {
+        servers.push(program.as_ref().and_then(|p| match start_server(p) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                row.fill_missing(&format!("failed: {e}"));
+                None
+            }
+        }));
+    }
+    for job in jobs(sizes) {
+        eprintln!(
+            "{} ({} round{})",
+            job.label,
+            sizes.runs,
+            if sizes.runs == 1 { "" } else { "s" }
+        );
+        let mut runs: Vec<Vec<Value>> = vec![Vec::new(); rows.len()];
+        let mut failed: Vec<Option<String>> = vec![None; rows.len()];
+        for _ in 0..sizes.runs {
+            for (i, (program, server)) in programs.iter().zip(&servers).enumerate() {
+                let (Some(program), Some((_, addr))) = (program, server) else {
+                    continue;
+                };
+                if failed[i].is_some() {
+                    continue;
+                }
+                match client(program, addr, job.workload, &job.args) {
+                    Ok(v) => runs[i].push(v),
+                    Err(e) => failed[i] = Some(e),
                 }
             }
         }
-        if runs.len() < sizes.runs {
+        for (i, row) in rows.iter_mut().enumerate() {
+            if let Some(e) = &failed[i] {
+                for (key, _) in &job.figures {
+                    row.notes.insert(key, format!("failed: {e}"));
+                }
+                continue;
+            }
+            let (rank_key, rank_field) = job.figures[0];
+            let mut these = std::mem::take(&mut runs[i]);
+            if these.is_empty() {
+                continue;
+            }
+            these.sort_by(|a, b| {
+                num(a, rank_field)
+                    .unwrap_or(0.0)
+                    .total_cmp(&num(b, rank_field).unwrap_or(0.0))
+            });
+            let median = &these[these.len() / 2];
+            let mut shown = Vec::new();
+            for (key, field) in &job.figures {
+                if let Ok(v) = num(median, field) {
+                    row.values.insert(key, v);
+                    shown.push(format!("{v:.1}"));
+                }
+            }
+            if rank_key == "bulk1" {
+                let frames = |bytes: f64| bytes / FRAME as f64;
+                if let (Ok(bytes), Ok(c), Ok(s)) = (
+                    num(median, "bytes"),
+                    num(median, "client_allocs"),
+                    num(median, "server_allocs"),
+                ) {
+                    row.values.insert("allocs_send", c / frames(bytes));
+                    row.values.insert("allocs_recv", s / frames(bytes));
+                }
+            }
+            eprintln!("  {:<22} {}", row.name, shown.join(" / "));
+        }
+    }
+    drop(servers);
+    eprintln!("memory per idle stream ({IDLE_STREAMS} streams, fresh servers)");
+    for (program, row) in programs.iter().zip(rows.iter_mut()) {
+        let Some(program) = program else { continue };
+        if row.kind == Kind::Raw {
+            let why = "n/a: 10 000 idle sockets measure the kernel";
+            row.notes.insert("idle_client", why.into());
+            row.notes.insert("idle_server", why.into());
             continue;
         }
-        runs.sort_by(|a, b| {
-            num(a, "mbps")
-                .unwrap_or(0.0)
-                .total_cmp(&num(b, "mbps").unwrap_or(0.0))
-        });
-        let median = &runs[runs.len() / 2];
-        if let Ok(mbps) = num(median, "mbps") {
-            row.values.insert(key, mbps);
-            eprintln!("  {key:<10} {mbps:>9.0} MB/s");
-        }
-        if key == "bulk1" {
-            if let (Ok(bytes), Ok(c), Ok(s)) = (
-                num(median, "bytes"),
-                num(median, "client_allocs"),
-                num(median, "server_allocs"),
-            ) {
-                row.values.insert("allocs_send", c / frames(bytes));
-                row.values.insert("allocs_recv", s / frames(bytes));
-            }
-        }
-    }
-    let rtt_args = |count: usize| [("count", count.to_string()), ("size", "64".to_string())];
-    for (workload, count, p50, p99) in [
-        ("rtt", sizes.rtt, "rtt_p50", "rtt_p99"),
-        ("rtt-bulk", sizes.hol, "hol_p50", "hol_p99"),
-    ] {
-        match client(program, &addr, workload, &rtt_args(count)) {
-            Ok(v) => {
-                if let (Ok(a), Ok(b)) = (num(&v, "p50_us"), num(&v, "p99_us")) {
-                    row.values.insert(p50, a);
-                    row.values.insert(p99, b);
-                    eprintln!("  {workload:<10} p50 {a:.1} us, p99 {b:.1} us");
-                }
+        match idle(program) {
+            Ok((c, s)) => {
+                row.values.insert("idle_client", c);
+                row.values.insert("idle_server", s);
+                eprintln!("  {:<22} client {c:.0} B, server {s:.0} B", row.name);
             }
             Err(e) => {
-                row.notes.insert(p50, format!("failed: {e}"));
-                row.notes.insert(p99, format!("failed: {e}"));
+                row.notes.insert("idle_client", format!("failed: {e}"));
+                row.notes.insert("idle_server", format!("failed: {e}"));
             }
-        }
-    }
-    let oc_args = [
-        ("count", sizes.open_close.to_string()),
-        ("concurrency", "16".into()),
-    ];
-    match client(program, &addr, "open-close", &oc_args).and_then(|v| num(&v, "per_sec")) {
-        Ok(rate) => {
-            row.values.insert("open_close", rate);
-            eprintln!("  open-close {rate:>9.0} streams/s");
-        }
-        Err(e) => {
-            row.notes.insert("open_close", format!("failed: {e}"));
-        }
-    }
-    drop(server);
-    if row.kind == Kind::Raw {
-        let why = "n/a: 10 000 idle sockets measure the kernel";
-        row.notes.insert("idle_client", why.into());
-        row.notes.insert("idle_server", why.into());
-        return;
-    }
-    match idle(program) {
-        Ok((c, s)) => {
-            row.values.insert("idle_client", c);
-            row.values.insert("idle_server", s);
-            eprintln!("  idle       client {c:.0} B, server {s:.0} B per stream");
-        }
-        Err(e) => {
-            row.notes.insert("idle_client", format!("failed: {e}"));
-            row.notes.insert("idle_server", format!("failed: {e}"));
         }
     }
 }
