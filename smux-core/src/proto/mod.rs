@@ -168,7 +168,10 @@ enum RxState {
     },
 }
 
-/// How long recycled receive buffers are kept, at most, once no large payload arrives.
+/// The most written-out send buffers kept for reuse.
+const SEND_POOL: usize = 4;
+
+/// How long recycled buffers are kept, at most, once no large payload moves.
 const POOL_IDLE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Payload bytes on their way into a stream.
@@ -225,6 +228,9 @@ pub struct Engine {
     /// Read payload buffers kept for reuse, and when to let them go if none is taken.
     pool: RecvPool,
     pool_release: Option<Instant>,
+    /// Send buffers whose frames have all been written, kept for streams whose own buffer
+    /// is still pinned by frames in flight (at most `SEND_POOL` of them).
+    send_pool: Vec<BytesMut>,
     /// The session receive budget (Go's token bucket); may go one frame negative.
     bucket: i64,
 
@@ -274,6 +280,7 @@ impl Engine {
             assembling: BytesMut::new(),
             pool: RecvPool::default(),
             pool_release: None,
+            send_pool: Vec::new(),
             bucket: config.max_receive_buffer() as i64,
             control: VecDeque::new(),
             nop_queued: false,
@@ -412,8 +419,9 @@ impl Engine {
             _ => {}
         }
         if self.pool_release.is_some_and(|at| now >= at) {
-            // No large payload arrived for a while: give the recycled buffers back.
+            // No large payload moved for a while: give the recycled buffers back.
             self.pool.trim(0);
+            self.send_pool = Vec::new();
             self.pool_release = None;
         }
         if let Some(deadline) = self.rx_deadline {
@@ -465,6 +473,14 @@ impl Engine {
         self.clock(now);
         if matches!(self.phase, Phase::Closed(_)) {
             return 0;
+        }
+        while let Some(spent) = out.take_spent() {
+            if self.send_pool.len() < SEND_POOL {
+                self.send_pool.push(spent);
+                if self.pool_release.is_none_or(|at| at < now + POOL_IDLE / 2) {
+                    self.pool_release = Some(now + POOL_IDLE);
+                }
+            }
         }
         let mut frames = 0;
         while out.len() < max_bytes {
@@ -692,16 +708,27 @@ impl Engine {
     /// [`StreamError::Blocked`] means none fit: wait for a writable event.
     pub fn write(&mut self, id: StreamId, data: &[u8]) -> Result<usize, StreamError> {
         let limit = self.config.max_stream_send_buffer();
-        let s = self.writable_stream(id)?;
+        self.writable_stream(id)?;
         if data.is_empty() {
             return Ok(0);
         }
+        let s = self.streams.get_mut(&id.0).expect("checked writable");
         let room = limit.saturating_sub(s.send.len());
         if room == 0 {
             s.write_waiting = true;
             return Err(StreamError::Blocked);
         }
         let n = room.min(data.len());
+        if !s.send.try_reclaim(n) {
+            // The buffer is full and frames still in flight pin it: move the unsent bytes to
+            // a written-out buffer instead of a new allocation.
+            let need = s.send.len() + n;
+            if let Some(i) = self.send_pool.iter_mut().position(|b| b.try_reclaim(need)) {
+                let mut fresh = self.send_pool.swap_remove(i);
+                fresh.extend_from_slice(&s.send);
+                s.send = fresh;
+            }
+        }
         s.send.extend_from_slice(&data[..n]);
         self.schedule(id.0);
         Ok(n)
@@ -1162,6 +1189,10 @@ impl Engine {
         assert!(
             self.pool.held() as i64 <= self.bucket.max(0),
             "recycled buffers beyond the unused budget"
+        );
+        assert!(
+            self.send_pool.len() <= SEND_POOL,
+            "send pool over its bound"
         );
         assert!(
             self.assembling.capacity() <= MAX_PAYLOAD_LEN,

@@ -25,7 +25,12 @@ pub struct Transmit {
     len: usize,
     /// Copy every payload into the packed buffer, for connections without vectored writes.
     pack_everything: bool,
+    /// Buffers whose every frame has been written, for the engine to reuse.
+    spent: Vec<BytesMut>,
 }
+
+/// The most written-out buffers a [`Transmit`] keeps for the engine.
+const MAX_SPENT: usize = 4;
 
 impl Transmit {
     /// An empty queue.
@@ -80,6 +85,22 @@ impl Transmit {
         }
     }
 
+    /// Keeps a written piece's buffer if nothing else holds it any more: the last frame of
+    /// a stream's old send buffer gives that buffer back.
+    fn recycle(&mut self, done: Bytes) {
+        if self.spent.len() < MAX_SPENT {
+            if let Ok(mut buf) = done.try_into_mut() {
+                buf.clear();
+                self.spent.push(buf);
+            }
+        }
+    }
+
+    /// Takes the buffers kept by [`recycle`](Self::recycle).
+    pub(crate) fn take_spent(&mut self) -> Option<BytesMut> {
+        self.spent.pop()
+    }
+
     /// Fills `dst` with the waiting pieces, in order; returns how many were filled.
     pub fn io_slices<'a>(&'a self, dst: &mut [IoSlice<'a>]) -> usize {
         self.chunks_vectored(dst)
@@ -105,7 +126,9 @@ impl Buf for Transmit {
             match self.segments.front_mut() {
                 Some(first) if first.len() <= cnt => {
                     cnt -= first.len();
-                    self.segments.pop_front();
+                    if let Some(done) = self.segments.pop_front() {
+                        self.recycle(done);
+                    }
                 }
                 Some(first) => {
                     first.advance(cnt);

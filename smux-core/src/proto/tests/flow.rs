@@ -372,3 +372,32 @@ fn steady_flow_recycles_payload_buffers_then_frees_them() {
         );
     }
 }
+
+/// A send buffer pinned by frames still in flight is not reallocated when a written-out
+/// buffer is at hand: the last frame of an old buffer gives it back for the next write.
+#[test]
+fn pinned_send_buffers_reuse_written_out_ones() {
+    let now = Instant::now();
+    let config = quiet(1).max_frame_size(32 * 1024).build().unwrap();
+    let mut e = Engine::new(Role::Client, config, now);
+    let id = e.open().unwrap();
+    let mut out = crate::proto::Transmit::new();
+    let chunk = vec![7u8; 128 * 1024];
+    let drain = |t: &mut crate::proto::Transmit| {
+        while bytes::Buf::has_remaining(t) {
+            let n = bytes::Buf::chunk(t).len();
+            bytes::Buf::advance(t, n);
+        }
+    };
+    // First buffer: framed (pinned by `out`), then a second write moves to a new one.
+    assert_eq!(e.write(id, &chunk).unwrap(), chunk.len());
+    while e.poll_transmit(now, &mut out, usize::MAX) > 0 {}
+    assert_eq!(e.write(id, &chunk).unwrap(), chunk.len());
+    drain(&mut out); // the first buffer's frames are written: it comes back
+    while e.poll_transmit(now, &mut out, usize::MAX) > 0 {}
+    assert_eq!(e.send_pool.len(), 1, "the written-out buffer is kept");
+    // The second buffer is pinned by `out` now: the next write takes the kept one.
+    assert_eq!(e.write(id, &chunk).unwrap(), chunk.len());
+    assert!(e.send_pool.is_empty(), "the kept buffer was reused");
+    e.assert_invariants();
+}
