@@ -362,13 +362,20 @@ pub async fn idle(opener: Arc<dyn Opener>, streams: usize) -> io::Result<Value> 
     ping(&opener).await?;
     println!("{}", json!({"phase": "baseline"}));
     stdin_line().await?;
-    let mut held = Vec::with_capacity(streams);
-    for _ in 0..streams {
-        let mut s = opener.open().await?;
-        s.write_all(&[IDLE]).await?;
-        let mut b = [0u8; 1];
-        s.read_exact(&mut b).await?;
-        held.push(s);
+    // Opened in batches, then their answers collected: a round trip per batch, not per
+    // stream, and few enough unanswered at once for any multiplexer's receive queue.
+    let mut held: Vec<BoxConn> = Vec::with_capacity(streams);
+    while held.len() < streams {
+        let start = held.len();
+        for _ in start..streams.min(start + 256) {
+            let mut s = opener.open().await?;
+            s.write_all(&[IDLE]).await?;
+            held.push(s);
+        }
+        for s in &mut held[start..] {
+            let mut b = [0u8; 1];
+            s.read_exact(&mut b).await?;
+        }
     }
     println!("{}", json!({"phase": "ready", "streams": streams}));
     stdin_line().await?;

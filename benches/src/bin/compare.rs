@@ -235,11 +235,11 @@ impl Sizes {
     fn new(quick: bool) -> Self {
         if quick {
             Sizes {
-                bulk_total: 64 << 20,
+                bulk_total: 32 << 20,
                 runs: 1,
-                rtt: 1000,
-                hol: 300,
-                open_close: 1000,
+                rtt: 500,
+                hol: 200,
+                open_close: 500,
             }
         } else {
             Sizes {
