@@ -280,7 +280,10 @@ where
             match Pin::new(&mut self.io).poll_write_vectored(cx, &slices[..n]) {
                 Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
                 Poll::Ready(Ok(written)) => {
-                    if n > 1 && !self.vectored {
+                    // A write that took less than the first buffer says nothing (the
+                    // connection is just full); exactly the first buffer, again and again,
+                    // is a connection without vectored writes.
+                    if n > 1 && !self.vectored && written >= first {
                         self.learn_vectored(written > first);
                     }
                     bytes::Buf::advance(&mut self.out, written);
@@ -314,7 +317,7 @@ where
             self.vectored = true;
             return;
         }
-        self.scalar_writes += 1;
+        self.scalar_writes = self.scalar_writes.saturating_add(1);
         if self.scalar_writes == SCALAR_WRITES_TO_PACK {
             self.out.pack_everything();
         }
