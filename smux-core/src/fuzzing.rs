@@ -108,6 +108,10 @@ enum Op {
     Eof,
     Close,
     Shutdown,
+    /// Frames queued but not written yet: they stay in flight across later operations.
+    TransmitHeld(u16),
+    /// Part of the queued frames written.
+    Written(u16),
 }
 
 /// Arbitrary sequences of API calls interleaved with peer frames, on both versions and
@@ -189,6 +193,13 @@ pub fn stream_ops(data: &[u8]) {
             Op::Transmit(max) => {
                 let _ = engine.poll_transmit(now, &mut out, usize::from(max));
                 out.advance(out.len());
+            }
+            Op::TransmitHeld(max) => {
+                let _ = engine.poll_transmit(now, &mut out, usize::from(max));
+            }
+            Op::Written(n) => {
+                let n = usize::from(n).min(out.len());
+                out.advance(n);
             }
             Op::Tick(ms) => {
                 now += Duration::from_millis(u64::from(ms));
