@@ -53,7 +53,9 @@
 //!   stream sees it (and is charged then); buffers of payloads read to their end are kept
 //!   for the next payloads of the same size, so that a steady flow of full frames allocates
 //!   nothing: they count against the receive budget (buffered data and recycled buffers
-//!   together stay within it) and are freed 1 to 2 s after the last large payload;
+//!   together stay within it) and are freed 1 to 2 s after the last large payload, as are
+//!   at most 4 written-out send buffers and one emptied piece queue (at most 128 KiB) kept
+//!   for the same reason;
 //! * outbound stream data: [`Config::max_stream_send_buffer`] per open stream;
 //! * control frames: at most one pending NOP, one SYN and one UPD per stream, and at most
 //!   [`MAX_PENDING_REFUSALS`] refusal FINs: once that many wait, input is not read until they
@@ -420,7 +422,7 @@ impl Engine {
         }
         if self.pool_release.is_some_and(|at| now >= at) {
             // No large payload moved for a while: give the recycled buffers back.
-            self.pool.trim(0);
+            self.pool.clear();
             self.send_pool = Vec::new();
             self.pool_release = None;
         }
@@ -647,11 +649,12 @@ impl Engine {
     /// Like [`read`](Self::read), but hands over up to `max` bytes of the next buffered
     /// payload without copying. `Ok(None)` is the end of the stream.
     pub fn read_chunk(&mut self, id: StreamId, max: usize) -> Result<Option<Bytes>, StreamError> {
-        let s = self.readable_stream(id)?;
+        self.readable_stream(id)?;
         if max == 0 {
             return Ok(Some(Bytes::new()));
         }
-        if let Some(chunk) = s.read_chunk(max) {
+        let s = self.streams.get_mut(&id.0).expect("checked readable");
+        if let Some(chunk) = s.read_chunk(max, &mut self.pool) {
             self.consumed(id.0, chunk.len());
             return Ok(Some(chunk));
         }
@@ -970,8 +973,8 @@ impl Engine {
             return;
         }
         match data {
-            Received::Packed(piece) => s.push_recv(piece),
-            Received::Whole(piece) => s.push_piece(piece),
+            Received::Packed(piece) => s.push_recv(piece, &mut self.pool),
+            Received::Whole(piece) => s.push_piece(piece, &mut self.pool),
         }
         let buffered = s.recv_len;
         self.bucket -= n as i64;

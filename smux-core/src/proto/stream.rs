@@ -13,6 +13,8 @@ pub(crate) const INITIAL_PEER_WINDOW: u32 = 262_144;
 pub(crate) const PACK_BELOW: usize = 1024;
 /// The most bytes packed together before they are sealed into one piece.
 pub(crate) const PACK_BUFFER: usize = 4096;
+/// The largest spare piece queue a session keeps (32 bytes an entry).
+const SPARE_QUEUE_MAX: usize = 4096;
 /// The packing buffer's first size.
 const PACK_FIRST: usize = 64;
 /// Buffers of payloads the application has read, kept for the next payloads of the same
@@ -24,6 +26,9 @@ const PACK_FIRST: usize = 64;
 pub(crate) struct RecvPool {
     free: Vec<BytesMut>,
     bytes: usize,
+    /// One emptied piece queue, the largest lately let go by a drained stream, for the next
+    /// stream whose queue must grow.
+    queue: VecDeque<Bytes>,
     /// Buffers allocated because none fitted.
     pub(crate) misses: u64,
 }
@@ -70,6 +75,28 @@ impl RecvPool {
     /// Bytes held for reuse.
     pub(crate) fn held(&self) -> usize {
         self.bytes
+    }
+
+    /// Keeps a drained stream's emptied queue if it is the largest so far.
+    fn keep_queue(&mut self, queue: VecDeque<Bytes>) {
+        if queue.capacity() > self.queue.capacity() && queue.capacity() <= SPARE_QUEUE_MAX {
+            self.queue = queue;
+        }
+    }
+
+    /// Makes room for `more` pieces in `queue`, with the spare queue if it is larger.
+    fn grow_queue(&mut self, queue: &mut VecDeque<Bytes>, more: usize) {
+        if queue.capacity() - queue.len() < more && self.queue.capacity() > queue.capacity() {
+            let mut spare = std::mem::take(&mut self.queue);
+            spare.extend(queue.drain(..));
+            self.queue = std::mem::replace(queue, spare);
+        }
+    }
+
+    /// Lets everything go.
+    pub(crate) fn clear(&mut self) {
+        self.trim(0);
+        self.queue = VecDeque::new();
     }
 }
 
@@ -160,13 +187,14 @@ impl StreamState {
     /// Stores a received piece, copying it: exactly sized if large, packed if small. The
     /// packing buffer grows with what it holds (doubling, from a few bytes), so a stream that
     /// received a few bytes holds a few dozen, not a whole buffer.
-    pub(crate) fn push_recv(&mut self, piece: &[u8]) {
+    pub(crate) fn push_recv(&mut self, piece: &[u8], pool: &mut RecvPool) {
         if piece.len() >= PACK_BELOW {
-            self.push_piece(Bytes::copy_from_slice(piece));
+            self.push_piece(Bytes::copy_from_slice(piece), pool);
             return;
         }
         self.recv_len += piece.len();
         if self.recv_tail.len() + piece.len() > PACK_BUFFER {
+            pool.grow_queue(&mut self.recv, 1);
             self.seal_tail();
         }
         let need = self.recv_tail.len() + piece.len();
@@ -183,8 +211,9 @@ impl StreamState {
     }
 
     /// Stores a whole received payload as it is.
-    pub(crate) fn push_piece(&mut self, piece: Bytes) {
+    pub(crate) fn push_piece(&mut self, piece: Bytes, pool: &mut RecvPool) {
         self.recv_len += piece.len();
+        pool.grow_queue(&mut self.recv, 2);
         self.seal_tail();
         self.recv.push_back(piece);
     }
@@ -242,12 +271,12 @@ impl StreamState {
             n += take;
         }
         self.recv_len -= n;
-        self.release_if_drained();
+        self.release_if_drained(pool);
         n
     }
 
     /// Takes up to `max` bytes of the next buffered piece without copying it again.
-    pub(crate) fn read_chunk(&mut self, max: usize) -> Option<Bytes> {
+    pub(crate) fn read_chunk(&mut self, max: usize, pool: &mut RecvPool) -> Option<Bytes> {
         if self.recv.is_empty() {
             self.seal_tail();
         }
@@ -258,16 +287,16 @@ impl StreamState {
             front.split_to(max)
         };
         self.recv_len -= chunk.len();
-        self.release_if_drained();
+        self.release_if_drained(pool);
         Some(chunk)
     }
 
-    /// An idle stream keeps no receive memory.
-    fn release_if_drained(&mut self) {
+    /// An idle stream keeps no receive memory; a large emptied queue goes to the pool.
+    fn release_if_drained(&mut self, pool: &mut RecvPool) {
         if self.recv_len == 0 {
             self.recv_tail = BytesMut::new();
             if self.recv.capacity() > 4 {
-                self.recv = VecDeque::new();
+                pool.keep_queue(std::mem::take(&mut self.recv));
             }
         }
     }
@@ -303,6 +332,7 @@ mod tests {
     #[test]
     fn packing_buffer_stays_bounded_under_partial_reads() {
         let mut s = StreamState::new();
+        let mut pool = RecvPool::default();
         let mut expect = std::collections::VecDeque::new();
         let mut next = 0u8;
         for round in 0..2000usize {
@@ -314,10 +344,10 @@ mod tests {
                 })
                 .collect();
             expect.extend(piece.iter().copied());
-            s.push_recv(&piece);
+            s.push_recv(&piece, &mut pool);
             assert!(s.recv_tail.capacity() <= PACK_BUFFER, "round {round}");
             let mut buf = vec![0; 1 + (round * 53) % 700];
-            let n = s.read_into(&mut buf, &mut RecvPool::default());
+            let n = s.read_into(&mut buf, &mut pool);
             for b in &buf[..n] {
                 assert_eq!(Some(*b), expect.pop_front(), "round {round}");
             }
@@ -340,7 +370,7 @@ mod pool_tests {
         first.extend_from_slice(&[7; 4096]);
         let first = first.freeze();
         let addr = first.as_ptr();
-        s.push_piece(first);
+        s.push_piece(first, &mut pool);
         let mut out = vec![0; 1000];
         while s.recv_len > 0 {
             s.read_into(&mut out, &mut pool);
@@ -354,6 +384,30 @@ mod pool_tests {
         assert_eq!(again.as_ptr(), addr, "the same allocation");
         assert_eq!((again.len(), again.capacity()), (0, 4096));
         assert_eq!(pool.held(), 0);
+    }
+
+    /// A drained stream's grown piece queue is kept by the pool and reused by the next
+    /// stream whose queue must grow, instead of growing from nothing again.
+    #[test]
+    fn emptied_queues_are_reused() {
+        let mut pool = RecvPool::default();
+        let mut a = StreamState::new();
+        for _ in 0..64 {
+            a.push_piece(Bytes::from(vec![1u8; 2048]), &mut pool);
+        }
+        let grown = a.recv.capacity();
+        let mut out = vec![0u8; 1 << 20];
+        a.read_into(&mut out, &mut pool);
+        assert_eq!(a.recv.capacity(), 0, "a drained stream keeps no queue");
+        assert_eq!(pool.queue.capacity(), grown);
+        let mut b = StreamState::new();
+        for _ in 0..8 {
+            b.push_piece(Bytes::from(vec![2u8; 2048]), &mut pool);
+        }
+        assert_eq!(b.recv.capacity(), grown, "the kept queue was taken");
+        assert_eq!(b.recv_len, 8 * 2048);
+        pool.clear();
+        assert_eq!((pool.held(), pool.queue.capacity()), (0, 0));
     }
 
     /// A piece someone else still holds is not taken back, and trimming keeps the newest
