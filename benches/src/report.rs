@@ -214,12 +214,22 @@ pub fn table(rows: &[Row]) -> String {
     out
 }
 
-/// Whether `a` beats `b` on metric `m`.
-fn beats(m: &Metric, a: f64, b: f64) -> bool {
-    if m.higher_is_better {
-        a > b
+/// How `a` compares with `b` on metric `m`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Standing {
+    Ahead,
+    /// Within 2%, or both round to the same hundredth: run-to-run noise decides.
+    Level,
+    Behind,
+}
+
+fn standing(m: &Metric, a: f64, b: f64) -> Standing {
+    if (a - b).abs() < 0.005 || (a - b).abs() <= 0.02 * a.abs().max(b.abs()) {
+        Standing::Level
+    } else if (a > b) == m.higher_is_better {
+        Standing::Ahead
     } else {
-        a <= b
+        Standing::Behind
     }
 }
 
@@ -232,6 +242,7 @@ pub fn targets(rows: &[Row]) -> String {
         let _ = writeln!(out, "{}:", row.name);
         let mut check = |ok: Option<bool>, what: String| {
             let mark = match ok {
+                Some(true) if what.starts_with("level") => "level ",
                 Some(true) => "met   ",
                 Some(false) => "MISSED",
                 None => "n/a   ",
@@ -283,27 +294,36 @@ pub fn targets(rows: &[Row]) -> String {
             .collect();
         for m in METRICS {
             let Some(v) = get(row, m.key) else { continue };
-            let lost: Vec<String> = rivals
-                .iter()
-                .filter_map(|r| {
-                    let theirs = get(r, m.key)?;
-                    (!beats(m, v, theirs)).then(|| format!("{} {}", r.name, fmt_value(theirs)))
-                })
-                .collect();
+            let against = |want: Standing| -> Vec<String> {
+                rivals
+                    .iter()
+                    .filter_map(|r| {
+                        let theirs = get(r, m.key)?;
+                        (standing(m, v, theirs) == want)
+                            .then(|| format!("{} {}", r.name, fmt_value(theirs)))
+                    })
+                    .collect()
+            };
+            let (behind, level) = (against(Standing::Behind), against(Standing::Level));
             let compared = rivals.iter().any(|r| r.values.contains_key(m.key));
-            check(
-                compared.then_some(lost.is_empty()),
-                if lost.is_empty() {
-                    format!("ahead on {} ({})", m.title, fmt_value(v))
-                } else {
-                    format!(
-                        "ahead on {} ({} vs {})",
-                        m.title,
-                        fmt_value(v),
-                        lost.join(", ")
-                    )
-                },
-            );
+            let what = if !behind.is_empty() {
+                format!(
+                    "ahead on {} ({} vs {})",
+                    m.title,
+                    fmt_value(v),
+                    behind.join(", ")
+                )
+            } else if !level.is_empty() {
+                format!(
+                    "level on {} ({} vs {}, within 2%)",
+                    m.title,
+                    fmt_value(v),
+                    level.join(", ")
+                )
+            } else {
+                format!("ahead on {} ({})", m.title, fmt_value(v))
+            };
+            check(compared.then_some(behind.is_empty()), what);
         }
     }
     out
@@ -463,6 +483,15 @@ mod tests {
         let t = targets(&rows);
         assert!(
             t.contains("MISSED ahead on 64-byte round trip, p50 (12.0 vs yamux 10.0)"),
+            "{t}"
+        );
+        let rows = vec![
+            row("ours", Kind::Ours, Some(1), &[("rtt_p50", 10.1)]),
+            row("yamux", Kind::Other, None, &[("rtt_p50", 10.0)]),
+        ];
+        let t = targets(&rows);
+        assert!(
+            t.contains("level  level on 64-byte round trip, p50 (10.1 vs yamux 10.0, within 2%)"),
             "{t}"
         );
     }
