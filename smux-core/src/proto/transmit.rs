@@ -31,6 +31,8 @@ pub struct Transmit {
 
 /// The most written-out buffers a [`Transmit`] keeps for the engine.
 const MAX_SPENT: usize = 4;
+/// The smallest written-out buffer worth keeping.
+const MIN_SPENT: usize = 16 * 1024;
 
 impl Transmit {
     /// An empty queue.
@@ -91,7 +93,10 @@ impl Transmit {
         if self.spent.len() < MAX_SPENT {
             if let Ok(mut buf) = done.try_into_mut() {
                 buf.clear();
-                self.spent.push(buf);
+                // Only buffers worth a stream's next write; header blocks are too small.
+                if buf.try_reclaim(MIN_SPENT) {
+                    self.spent.push(buf);
+                }
             }
         }
     }
