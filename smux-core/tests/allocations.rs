@@ -14,6 +14,19 @@ static GLOBAL: &StatsAlloc<std::alloc::System> = &INSTRUMENTED_SYSTEM;
 const FRAME: usize = 32 * 1024;
 const WRITE: usize = 128 * 1024;
 
+/// Frames what `engine` has to send (up to 128 KiB) and writes it all to `wire`, replacing
+/// what was there: the "socket", copying the frames out as a vectored write would.
+fn send(engine: &mut Engine, out: &mut Transmit, wire: &mut Vec<u8>) {
+    while engine.poll_transmit(Instant::now(), out, 128 * 1024) > 0 {}
+    wire.clear();
+    while out.has_remaining() {
+        let chunk = out.chunk();
+        wire.extend_from_slice(chunk);
+        let n = chunk.len();
+        out.advance(n);
+    }
+}
+
 /// Moves `total` bytes from `client` to `server` through an in-memory "connection" of at
 /// most 128 KiB per hop; returns the bytes the server read.
 fn transfer(client: &mut Engine, server: &mut Engine, total: usize, wire: &mut Vec<u8>) -> usize {
@@ -33,15 +46,7 @@ fn transfer(client: &mut Engine, server: &mut Engine, total: usize, wire: &mut V
                 written += n;
             }
         }
-        while client.poll_transmit(now, &mut out, 128 * 1024) > 0 {}
-        // The "socket": copy the frames out, as a vectored write would.
-        wire.clear();
-        while out.has_remaining() {
-            let chunk = out.chunk();
-            wire.extend_from_slice(chunk);
-            let n = chunk.len();
-            out.advance(n);
-        }
+        send(client, &mut out, wire);
         inbox.extend_from_slice(wire);
         let used = server.handle_input(now, &inbox);
         inbox.drain(..used);
@@ -59,14 +64,7 @@ fn transfer(client: &mut Engine, server: &mut Engine, total: usize, wire: &mut V
             }
         }
         // Window updates (version 2) go back.
-        while server.poll_transmit(now, &mut back, 128 * 1024) > 0 {}
-        back_wire.clear();
-        while back.has_remaining() {
-            let chunk = back.chunk();
-            back_wire.extend_from_slice(chunk);
-            let n = chunk.len();
-            back.advance(n);
-        }
+        send(server, &mut back, &mut back_wire);
         let used = client.handle_input(now, &back_wire);
         assert_eq!(
             used,
