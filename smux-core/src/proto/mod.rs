@@ -1061,7 +1061,9 @@ impl Engine {
                 out.push_payload(payload);
                 self.stats.bytes_out += n as u64;
                 let s = self.streams.get_mut(&sid).expect("present");
-                if s.write_waiting && s.send.len() < send_limit {
+                // A blocked writer wakes once half the buffer is free, not per frame: it
+                // then refills it in one write while the other half keeps the flow going.
+                if s.write_waiting && s.send.len() <= send_limit / 2 {
                     s.write_waiting = false;
                     s.wake_write = true;
                 }

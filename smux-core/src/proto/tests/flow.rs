@@ -401,3 +401,34 @@ fn pinned_send_buffers_reuse_written_out_ones() {
     assert!(e.send_pool.is_empty(), "the kept buffer was reused");
     e.assert_invariants();
 }
+
+/// A writer blocked on a full send buffer is woken once half of it is free, not after every
+/// frame: it refills half the buffer in one write while the rest keeps the stream flowing.
+#[test]
+fn a_blocked_writer_wakes_when_half_the_buffer_is_free() {
+    let now = Instant::now();
+    let config = quiet(1)
+        .max_frame_size(1024)
+        .max_stream_send_buffer(8 * 1024)
+        .build()
+        .unwrap();
+    let mut e = Engine::new(Role::Client, config, now);
+    let id = e.open().unwrap();
+    while e.poll_event().is_some() {}
+    assert_eq!(e.write(id, &[1u8; 8 * 1024]).unwrap(), 8 * 1024);
+    assert!(matches!(e.write(id, &[1u8; 1]), Err(StreamError::Blocked)));
+    let mut out = crate::proto::Transmit::new();
+    let writable = |e: &mut Engine| {
+        std::iter::from_fn(|| e.poll_event()).any(
+            |ev| matches!(ev, crate::proto::Event::Stream { id: i, writable: true, .. } if i == id),
+        )
+    };
+    // The SYN and three frames: 5 KiB still queued, no wake-up yet.
+    let _ = e.poll_transmit(now, &mut out, 8 + 3 * (1024 + 8));
+    assert!(!writable(&mut e), "woken before half the buffer was free");
+    // The fourth frame leaves 4 KiB: half free.
+    let queued = out.len();
+    let _ = e.poll_transmit(now, &mut out, queued + 1);
+    assert!(writable(&mut e), "not woken at half");
+    assert_eq!(e.write(id, &[1u8; 8 * 1024]).unwrap(), 4 * 1024);
+}
