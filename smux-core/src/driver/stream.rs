@@ -177,6 +177,9 @@ fn map_error(e: StreamError) -> io::Error {
 /// * Reading gives end of stream (`Ok(0)`) once the peer's FIN came and all data before it
 ///   was read. If the session ends first, buffered data is still read, then the error.
 /// * Dropping the stream sends its queued data, then a FIN, and discards unread data.
+/// * One task at a time reads and one writes (they may differ: see
+///   [`into_split`](Self::into_split)). Each direction keeps one waker, so if two tasks wait
+///   on the same direction, only the one that polled last is woken.
 pub struct Stream {
     handle: Handle,
 }
