@@ -479,9 +479,7 @@ impl Engine {
         while let Some(spent) = out.take_spent() {
             if self.send_pool.len() < SEND_POOL {
                 self.send_pool.push(spent);
-                if self.pool_release.is_none_or(|at| at < now + POOL_IDLE / 2) {
-                    self.pool_release = Some(now + POOL_IDLE);
-                }
+                self.keep_pools(now);
             }
         }
         let mut frames = 0;
@@ -610,17 +608,11 @@ impl Engine {
     /// [`StreamError::Blocked`] means no data yet: wait for a readable event. After the
     /// session ended, buffered data is still read, then the error says why it ended.
     pub fn read(&mut self, id: StreamId, buf: &mut [u8]) -> Result<usize, StreamError> {
-        self.readable_stream(id)?;
-        if buf.is_empty() {
-            return Ok(0);
-        }
-        let s = self.streams.get_mut(&id.0).expect("checked readable");
-        let n = s.read_into(buf, &mut self.pool);
-        if n > 0 {
-            self.consumed(id.0, n);
-            return Ok(n);
-        }
-        self.no_data(id.0).map(|()| 0)
+        let mut n = 0;
+        self.read_with(id, buf.len(), &mut |piece| {
+            buf[n..n + piece.len()].copy_from_slice(piece);
+            n += piece.len();
+        })
     }
 
     /// Like [`read`](Self::read), but hands up to `max` buffered bytes to `sink`, one call
@@ -689,8 +681,7 @@ impl Engine {
             }
         }
         self.refund(n);
-        // Recycled buffers and buffered data together stay within the budget.
-        self.pool.trim(self.bucket.max(0) as usize);
+        self.trim_pool();
         self.maybe_done(sid);
     }
 
@@ -935,6 +926,19 @@ impl Engine {
         self.schedule(sid);
     }
 
+    /// The recycled buffers were just used: keep them 1 to 2 s more. The deadline moves at
+    /// most about once a second, so that a driver's timer is not reset per frame.
+    fn keep_pools(&mut self, now: Instant) {
+        if self.pool_release.is_none_or(|at| at < now + POOL_IDLE / 2) {
+            self.pool_release = Some(now + POOL_IDLE);
+        }
+    }
+
+    /// Recycled receive buffers and buffered data together stay within the budget.
+    fn trim_pool(&mut self) {
+        self.pool.trim(self.bucket.max(0) as usize);
+    }
+
     /// Takes `piece` of a payload with `remaining` bytes still to come (the piece included).
     /// Small payloads are packed as they arrive; a large one is assembled whole first, so
     /// that it lands in one exactly sized (and, in a steady flow, recycled) buffer.
@@ -945,11 +949,7 @@ impl Engine {
         }
         if self.assembling.is_empty() {
             self.assembling = self.pool.take(remaining);
-            // Moved at most about once a second, so that a driver's timer is not reset per
-            // frame: the pool goes 1 to 2 s after the last large payload.
-            if self.pool_release.is_none_or(|at| at < now + POOL_IDLE / 2) {
-                self.pool_release = Some(now + POOL_IDLE);
-            }
+            self.keep_pools(now);
         }
         self.assembling.extend_from_slice(piece);
         if piece.len() == remaining {
@@ -968,7 +968,7 @@ impl Engine {
             // Closed while its frame was arriving: drop it uncharged.
             if let Received::Whole(piece) = data {
                 self.pool.give(piece);
-                self.pool.trim(self.bucket.max(0) as usize);
+                self.trim_pool();
             }
             return;
         }
@@ -978,7 +978,7 @@ impl Engine {
         }
         let buffered = s.recv_len;
         self.bucket -= n as i64;
-        self.pool.trim(self.bucket.max(0) as usize);
+        self.trim_pool();
         self.stats.bytes_in += n as u64;
         self.wake_reader(sid);
         if self.version == Version::V2 {

@@ -229,6 +229,7 @@ impl StreamState {
 
     /// Copies buffered data into `buf`; returns how much. Pieces read to their end go back
     /// to `pool`.
+    #[cfg(test)]
     pub(crate) fn read_into(&mut self, buf: &mut [u8], pool: &mut RecvPool) -> usize {
         let mut n = 0;
         self.read_with(
