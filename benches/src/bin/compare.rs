@@ -221,6 +221,16 @@ fn listen_on(addr: SocketAddr) -> std::io::Result<TcpListener> {
     Ok(socket.into())
 }
 
+/// The settings every system gets, in smux protocol `version`.
+fn settings(version: u8) -> Settings {
+    Settings {
+        version,
+        frame: FRAME,
+        window: WINDOW,
+        receive_buffer: RECEIVE_BUFFER,
+    }
+}
+
 /// How big each workload is, and how many rounds of each run.
 #[derive(Debug, Clone, Copy)]
 struct Sizes {
@@ -271,7 +281,7 @@ struct Entry {
     config: String,
 }
 
-fn entries(settings: impl Fn(u8) -> Settings) -> Vec<Entry> {
+fn entries() -> Vec<Entry> {
     let mut out = Vec::new();
     let mut rust = |name: String, kind, version: Option<u8>, system| {
         let s = settings(version.unwrap_or(1));
@@ -327,13 +337,7 @@ fn entries(settings: impl Fn(u8) -> Settings) -> Vec<Entry> {
 fn run_comparison(cli: &Cli) -> Result<(), String> {
     let started = Instant::now();
     let sizes = Sizes::new(cli.quick);
-    let settings = |version| Settings {
-        version,
-        frame: FRAME,
-        window: WINDOW,
-        receive_buffer: RECEIVE_BUFFER,
-    };
-    let entries: Vec<Entry> = entries(settings)
+    let entries: Vec<Entry> = entries()
         .into_iter()
         .filter(|e| cli.only.is_empty() || cli.only.iter().any(|o| e.name.contains(o.as_str())))
         .collect();
@@ -581,12 +585,13 @@ fn start_server(program: &Program) -> Result<(Proc, String), String> {
     Ok((server, addr))
 }
 
-fn client(
+/// Starts a client of `program` running `workload` against `addr`.
+fn start_client(
     program: &Program,
     addr: &str,
     workload: &str,
     args: &[(&str, String)],
-) -> Result<Value, String> {
+) -> Result<Proc, String> {
     let mut extra = vec![
         "--connect".to_string(),
         addr.to_string(),
@@ -597,8 +602,17 @@ fn client(
         extra.push(format!("--{k}"));
         extra.push(v.clone());
     }
-    let mut c = Proc::start(program.command("client", &extra))?;
-    c.json(TIMEOUT)
+    Proc::start(program.command("client", &extra))
+}
+
+/// Runs one workload and returns its answer.
+fn client(
+    program: &Program,
+    addr: &str,
+    workload: &str,
+    args: &[(&str, String)],
+) -> Result<Value, String> {
+    start_client(program, addr, workload, args)?.json(TIMEOUT)
 }
 
 fn num(v: &Value, key: &str) -> Result<f64, String> {
@@ -772,15 +786,8 @@ fn measure_all(programs: &[Option<Program>], sizes: &Sizes, rows: &mut [Row]) {
 /// 10 000 streams are opened and held, divided by 10 000.
 fn idle(program: &Program) -> Result<(f64, f64), String> {
     let (server, addr) = start_server(program)?;
-    let extra = [
-        "--connect".to_string(),
-        addr,
-        "--workload".into(),
-        "idle".into(),
-        "--streams".into(),
-        IDLE_STREAMS.to_string(),
-    ];
-    let mut client = Proc::start(program.command("client", &extra))?;
+    let streams = [("streams", IDLE_STREAMS.to_string())];
+    let mut client = start_client(program, &addr, "idle", &streams)?;
     expect_phase(&client.json(TIMEOUT)?, "baseline")?;
     let (c0, s0) = (client.rss()?, server.rss()?);
     client.tell()?;
@@ -807,12 +814,7 @@ mod tests {
     /// Every system the issue names has a row, and both smux versions run on every runtime.
     #[test]
     fn every_system_has_a_row() {
-        let rows = entries(|version| Settings {
-            version,
-            frame: FRAME,
-            window: WINDOW,
-            receive_buffer: RECEIVE_BUFFER,
-        });
+        let rows = entries();
         let names: Vec<&str> = rows.iter().map(|e| e.name.as_str()).collect();
         for want in [
             "raw TCP",
