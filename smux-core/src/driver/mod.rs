@@ -250,11 +250,11 @@ where
         self.fail(err);
     }
 
-    /// Arms the timer for `deadline` and polls it; true if it fired.
-    fn poll_timer(&mut self, cx: &mut Context<'_>, deadline: Option<Instant>) -> bool {
+    /// Arms the timer for `deadline` and polls it; the deadline if it fired.
+    fn poll_timer(&mut self, cx: &mut Context<'_>, deadline: Option<Instant>) -> Option<Instant> {
         let Some(deadline) = deadline else {
             self.timer_deadline = None;
-            return false;
+            return None;
         };
         match &mut self.timer {
             Some(timer) if self.timer_deadline != Some(deadline) => timer.as_mut().reset(deadline),
@@ -265,9 +265,9 @@ where
         let timer = self.timer.as_mut().expect("armed above");
         if timer.as_mut().poll_expired(cx).is_ready() {
             self.timer_deadline = None;
-            return true;
+            return Some(deadline);
         }
-        false
+        None
     }
 
     /// Writes queued frames; returns whether anything moved.
@@ -364,14 +364,15 @@ where
                     Poll::Ready(Ok(())) => {}
                     Poll::Ready(Err(_)) => break,
                     Poll::Pending => {
-                        if self.poll_timer(cx, deadline) {
+                        if self.poll_timer(cx, deadline).is_some() {
                             break;
                         }
                         return Poll::Pending;
                     }
                 }
             }
-            if Pin::new(&mut self.io).poll_close(cx).is_pending() && !self.poll_timer(cx, deadline)
+            if Pin::new(&mut self.io).poll_close(cx).is_pending()
+                && self.poll_timer(cx, deadline).is_none()
             {
                 return Poll::Pending;
             }
@@ -477,9 +478,15 @@ where
                     Poll::Pending => {}
                 }
             }
-            if this.poll_timer(cx, deadline) {
+            if let Some(fired) = this.poll_timer(cx, deadline) {
+                // The timer says `fired` has passed, even when the runtime's clock is not
+                // there yet (a coarse timer, or one on another clock than `now()`): take its
+                // word. Handling the timeout at the clock's earlier time would leave the
+                // engine's deadline where it is, and the timer, re-armed for it, would fire
+                // at once, again and again: a busy loop until the clock caught up.
+                let now = this.shared.runtime.now().max(fired);
                 let mut st = this.shared.lock();
-                st.engine.handle_timeout(this.shared.runtime.now());
+                st.engine.handle_timeout(now);
                 progress = true;
             }
             if !progress {
