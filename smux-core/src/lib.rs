@@ -20,6 +20,26 @@
 //! assert_eq!(frame.sid(), 3);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! # Where smux-rs differs from Go's xtaci/smux, on purpose
+//!
+//! The wire stays compatible; these are local choices.
+//! * **Accept backlog**: Go stops reading the whole connection while its accept queue is
+//!   full. Here a SYN past [`Config::accept_backlog`] (or past [`Config::max_streams`]) is
+//!   refused with a FIN, that stream's frames are dropped without charging the receive budget,
+//!   and [`Stats::refused_streams`] counts it. Reading never stalls on the application.
+//! * **Protocol errors** close the session at once and fail every pending call; Go stops
+//!   reading but leaves the connection open.
+//! * **Half-close**: data received after both FINs crossed stays readable; Go 1.5.54+ drops it.
+//! * **Open** registers the stream before its SYN is queued, so a fast reply is never lost.
+//! * **UPD at `numRead == 0`** (after the counter wraps) is sent; Go skips it.
+//! * **A version-2 peer that ignores our window** (more unread bytes on one stream than
+//!   `max(262144, max_stream_buffer)` plus one frame) is a protocol error; Go does not police
+//!   windows.
+//! * **Local close** flushes queued data and FINs (bounded by [`Config::close_timeout`]); Go
+//!   sends nothing.
+//! * **Keepalive** closes the session when no frame arrived for exactly the timeout, counted
+//!   only while the engine is willing to read; Go checks on a ticker (1x..2x the timeout).
 
 pub mod config;
 mod driver;

@@ -17,25 +17,8 @@
 //! After any input or command, poll the outputs again: transmit until it gives nothing,
 //! re-arm the timer, and drain the events.
 //!
-//! # Where this differs from Go's xtaci/smux, on purpose
-//!
-//! The wire stays compatible; these are local choices.
-//! * **Accept backlog**: Go stops reading the whole connection while its accept queue is
-//!   full. Here a SYN past [`Config::accept_backlog`] (or past [`Config::max_streams`]) is
-//!   refused with a FIN, that stream's frames are dropped without charging the receive budget,
-//!   and [`Stats::refused_streams`] counts it. Reading never stalls on the application.
-//! * **Protocol errors** close the session at once and fail every pending call; Go stops
-//!   reading but leaves the connection open.
-//! * **Half-close**: data received after both FINs crossed stays readable; Go 1.5.54+ drops it.
-//! * **Open** registers the stream before its SYN is queued, so a fast reply is never lost.
-//! * **UPD at `numRead == 0`** (after the counter wraps) is sent; Go skips it.
-//! * **A version-2 peer that ignores our window** (more unread bytes on one stream than
-//!   `max(262144, max_stream_buffer)` plus one frame) is a protocol error; Go does not police
-//!   windows.
-//! * **Local close** flushes queued data and FINs (bounded by [`Config::close_timeout`]); Go
-//!   sends nothing.
-//! * **Keepalive** closes the session when no frame arrived for exactly the timeout, counted
-//!   only while the engine is willing to read; Go checks on a ticker (1x..2x the timeout).
+//! Where this engine's behaviour differs from Go's on purpose is listed in the
+//! [crate docs](crate#where-smux-rs-differs-from-gos-xtacismux-on-purpose).
 //!
 //! # Memory bound
 //!
@@ -66,132 +49,66 @@
 //!
 //! [`Engine::assert_invariants`] checks these after every step in the tests.
 
+//!
+//! # Where each part lives
+//!
+//! `Engine` (this file) holds the parts and the public API; every other file owns one
+//! concern, and its state's fields are private to it:
+//!
+//! | file | owns |
+//! |---|---|
+//! | `store.rs` | the stream store, the live count, the borrowed [`StreamEntry`](store) view |
+//! | `stream.rs` | one stream: its lifecycle enums, buffers, windows, queue flags |
+//! | `recv.rs` | receiving: the input parser, payload assembly, the keepalive receive clock |
+//! | `recv_buf.rs` | a stream's unread data, packed |
+//! | `send.rs` | sending: control queue, round-robin of data, FIN after data; send buffers |
+//! | `flow.rs` | flow control: the session budget, v2 windows, the UPD rule, window policing |
+//! | `timer.rs` | every deadline, in one table of named timers |
+//! | `pool.rs` | buffers kept for reuse, and their bounds |
+//! | `queue.rs` | a queue that owns its "is queued" flag |
+//! | `events.rs` | readiness and [`Event`]s |
+//! | `transmit.rs` | the bytes on their way to the connection ([`Transmit`]) |
+
+mod events;
+mod flow;
+mod id;
+#[cfg(any(test, feature = "fuzzing"))]
+mod invariants;
+mod pool;
+mod queue;
+mod recv;
+mod recv_buf;
+mod send;
+mod stats;
+mod store;
 mod stream;
+mod timer;
 mod transmit;
 
 #[cfg(test)]
 mod tests;
 
+pub use events::Event;
+pub use id::{Role, StreamId};
+pub use send::MAX_PENDING_REFUSALS;
+pub use stats::Stats;
 pub use transmit::Transmit;
 
 use crate::config::Config;
 use crate::error::{CloseReason, OpenError, ProtocolError, StreamError};
-use crate::frame::{
-    Cmd, Header, Version, WindowUpdate, HEADER_LEN, MAX_PAYLOAD_LEN, UPD_PAYLOAD_LEN,
-};
-use bytes::{Bytes, BytesMut};
-use std::collections::{HashMap, VecDeque};
-use std::fmt;
+use crate::frame::Version;
+use bytes::Bytes;
+use events::Events;
+use flow::Budget;
+use id::IdAllocator;
+use pool::{RecvPool, SendPool};
+use recv::Receiver;
+use send::Sender;
+use std::collections::VecDeque;
 use std::time::Instant;
-use stream::{RecvPool, StreamState, INITIAL_PEER_WINDOW};
-
-/// The most refusal FINs that may wait to be sent; past it the engine reads no more input
-/// until they have gone out.
-pub const MAX_PENDING_REFUSALS: usize = 1024;
-
-/// Which end of the connection this is. It decides the stream ids: the client opens odd
-/// ids from 3, the server even ids from 2 (from [`Config::first_stream_id`] if set).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    /// Opens streams 3, 5, 7, ...
-    Client,
-    /// Opens streams 2, 4, 6, ...
-    Server,
-}
-
-/// A stream's id, as on the wire.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct StreamId(pub u32);
-
-impl fmt::Display for StreamId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
-/// A readiness change reported by [`Engine::poll_event`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Event {
-    /// A stream that waited can make progress.
-    Stream {
-        /// The stream.
-        id: StreamId,
-        /// Data, end of stream or an error is ready for a reader that waited.
-        readable: bool,
-        /// Room in the send buffer, or the buffer drained, for a writer or flush that waited.
-        writable: bool,
-    },
-    /// A stream opened by the peer is ready for [`Engine::accept`].
-    Incoming,
-    /// The session ended; see [`Engine::close_reason`]. Reported once.
-    Closed,
-}
-
-/// Counters of a session, from [`Engine::stats`].
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Stats {
-    /// Streams open now (opened or accepted, not yet finished both ways or closed).
-    pub open_streams: usize,
-    /// Stream payload bytes received.
-    pub bytes_in: u64,
-    /// Stream payload bytes sent.
-    pub bytes_out: u64,
-    /// Inbound bytes buffered and not yet read.
-    pub buffered_in: usize,
-    /// Outbound bytes buffered and not yet framed.
-    pub buffered_out: usize,
-    /// Streams the peer opened that were refused (backlog full, stream limit, shutting down).
-    pub refused_streams: u64,
-    /// Protocol errors seen (0 or 1: the first one closes the session).
-    pub protocol_errors: u64,
-}
-
-/// A control frame waiting to go out. Control frames go before data.
-#[derive(Debug, Clone, Copy)]
-enum Control {
-    Syn(u32),
-    /// The stream's UPD; its values are taken when it is sent.
-    Upd(u32),
-    /// A FIN refusing a stream the peer opened.
-    Refuse(u32),
-    Nop,
-}
-
-/// Where the input parser is.
-#[derive(Debug, Clone, Copy)]
-enum RxState {
-    Header,
-    /// Inside a PSH payload: `remaining` bytes for `sid`, buffered if `keep`.
-    Payload {
-        sid: u32,
-        remaining: usize,
-        keep: bool,
-    },
-}
-
-/// The most written-out send buffers kept for reuse.
-const SEND_POOL: usize = 4;
-
-/// How long recycled buffers are kept, at most, once no large payload moves.
-const POOL_IDLE: std::time::Duration = std::time::Duration::from_secs(2);
-
-/// Payload bytes on their way into a stream.
-enum Received<'a> {
-    /// A piece of a small payload, packed with its neighbours.
-    Packed(&'a [u8]),
-    /// A whole large payload.
-    Whole(Bytes),
-}
-
-impl Received<'_> {
-    fn len(&self) -> usize {
-        match self {
-            Received::Packed(p) => p.len(),
-            Received::Whole(p) => p.len(),
-        }
-    }
-}
+use store::Store;
+use stream::{writable, Life, ReadLen, Stream};
+use timer::{Timer, Timers};
 
 /// The session's lifecycle.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -199,10 +116,8 @@ enum Phase {
     Open,
     /// Refusing new streams; closes once no stream is left.
     Draining,
-    /// Flushing queued frames until done or the deadline.
-    Closing {
-        deadline: Instant,
-    },
+    /// Flushing queued frames until done or the [`Timer::Close`] deadline.
+    Closing,
     Closed(CloseReason),
 }
 
@@ -213,85 +128,41 @@ pub struct Engine {
     version: Version,
     role: Role,
     phase: Phase,
-    close_reported: bool,
-
-    /// The next id to open; past `u32::MAX` when exhausted.
-    next_id: u64,
-    streams: HashMap<u32, StreamState>,
-    /// Streams counted against `max_streams`: not done and not released-and-flushing.
-    live_streams: usize,
+    ids: IdAllocator,
+    streams: Store,
     accept_queue: VecDeque<u32>,
-    incoming_ready: bool,
-
-    rx: RxState,
-    /// A payload of at least `PACK_BELOW` bytes arriving in pieces: it is handed to its
-    /// stream once whole, in a buffer of exactly its size.
-    assembling: BytesMut,
-    /// Read payload buffers kept for reuse, and when to let them go if none is taken.
-    pool: RecvPool,
-    pool_release: Option<Instant>,
-    /// Send buffers whose frames have all been written, kept for streams whose own buffer
-    /// is still pinned by frames in flight (at most `SEND_POOL` of them).
-    send_pool: Vec<BytesMut>,
-    /// The session receive budget (Go's token bucket); may go one frame negative.
-    bucket: i64,
-
-    control: VecDeque<Control>,
-    nop_queued: bool,
-    refusals_queued: usize,
-    /// Streams with something to send, served round-robin.
-    active: VecDeque<u32>,
-
-    /// Streams whose readiness changed.
-    dirty: VecDeque<u32>,
-
-    next_nop: Option<Instant>,
-    /// When keepalive gives up if no header arrives; `None` while not reading.
-    rx_deadline: Option<Instant>,
-    /// Reading resumed since the last clock reading: restart the keepalive clock.
-    rx_restart: bool,
-
+    rx: Receiver,
+    tx: Sender,
+    budget: Budget,
+    timers: Timers,
+    recv_pool: RecvPool,
+    send_pool: SendPool,
+    events: Events,
     stats: Stats,
-}
-
-/// The first id `role` opens: Go's unless the config names one, kept to the role's parity.
-fn first_id(role: Role, configured: Option<u32>) -> u64 {
-    let odd = role == Role::Client;
-    match configured {
-        None if odd => 3,
-        None => 2,
-        Some(id) => u64::from(id) + u64::from((id % 2 == 1) != odd),
-    }
 }
 
 impl Engine {
     /// A new session end at time `now`.
     pub fn new(role: Role, config: Config, now: Instant) -> Self {
-        let keepalive = config.keep_alive();
+        let mut timers = Timers::default();
+        if config.keep_alive() {
+            timers.set(Timer::Ping, now + config.keep_alive_interval());
+            timers.set(Timer::Idle, now + config.keep_alive_timeout());
+        }
         Self {
             version: config.version(),
             role,
             phase: Phase::Open,
-            close_reported: false,
-            next_id: first_id(role, config.first_stream_id()),
-            streams: HashMap::new(),
-            live_streams: 0,
+            ids: IdAllocator::new(role, config.first_stream_id()),
+            streams: Store::default(),
             accept_queue: VecDeque::new(),
-            incoming_ready: false,
-            rx: RxState::Header,
-            assembling: BytesMut::new(),
-            pool: RecvPool::default(),
-            pool_release: None,
-            send_pool: Vec::new(),
-            bucket: config.max_receive_buffer() as i64,
-            control: VecDeque::new(),
-            nop_queued: false,
-            refusals_queued: 0,
-            active: VecDeque::new(),
-            dirty: VecDeque::new(),
-            next_nop: keepalive.then(|| now + config.keep_alive_interval()),
-            rx_deadline: keepalive.then(|| now + config.keep_alive_timeout()),
-            rx_restart: false,
+            rx: Receiver::default(),
+            tx: Sender::default(),
+            budget: Budget::new(&config),
+            timers,
+            recv_pool: RecvPool::default(),
+            send_pool: SendPool::default(),
+            events: Events::default(),
             stats: Stats::default(),
             config,
         }
@@ -318,64 +189,30 @@ impl Engine {
     /// read buffer and no received byte keeps a larger allocation alive.
     pub fn handle_input(&mut self, now: Instant, input: &[u8]) -> usize {
         self.clock(now);
-        let mut rest = input;
-        while !self.is_closed() {
-            match self.rx {
-                RxState::Header => {
-                    if self.bucket <= 0 || self.refusals_queued >= MAX_PENDING_REFUSALS {
-                        break;
-                    }
-                    let Some(head) = rest.first_chunk::<HEADER_LEN>() else {
-                        break;
-                    };
-                    let header = match Header::decode(head, self.version) {
-                        Ok(h) => h,
-                        Err(e) => {
-                            self.protocol_error(e.into());
-                            break;
-                        }
-                    };
-                    let body = &rest[HEADER_LEN..];
-                    if header.cmd == Cmd::Upd {
-                        let Some(payload) = body.first_chunk::<UPD_PAYLOAD_LEN>() else {
-                            break;
-                        };
-                        self.header_seen(now);
-                        self.handle_upd(header.sid, WindowUpdate::decode(payload));
-                        rest = &body[UPD_PAYLOAD_LEN..];
-                    } else {
-                        self.header_seen(now);
-                        self.handle_header(header);
-                        rest = body;
-                    }
-                }
-                RxState::Payload {
-                    sid,
-                    remaining,
-                    keep,
-                } => {
-                    if rest.is_empty() {
-                        break;
-                    }
-                    let n = remaining.min(rest.len());
-                    if keep {
-                        self.receive(now, sid, &rest[..n], remaining);
-                    }
-                    rest = &rest[n..];
-                    self.rx = if n == remaining {
-                        RxState::Header
-                    } else {
-                        RxState::Payload {
-                            sid,
-                            remaining: remaining - n,
-                            keep,
-                        }
-                    };
-                }
-            }
+        if self.is_closed() {
+            return 0;
         }
-        self.update_rx_clock(now);
-        input.len() - rest.len()
+        let mut ctx = recv::Ctx {
+            store: &mut self.streams,
+            accept_queue: &mut self.accept_queue,
+            tx: &mut self.tx,
+            events: &mut self.events,
+            budget: &mut self.budget,
+            pool: &mut self.recv_pool,
+            timers: &mut self.timers,
+            stats: &mut self.stats,
+            config: &self.config,
+            version: self.version,
+            accepting: self.phase == Phase::Open,
+        };
+        let (used, result) = self.rx.handle_input(now, input, &mut ctx);
+        match result {
+            Ok(()) => self
+                .rx
+                .update_clock(now, &mut self.timers, &self.budget, &self.config),
+            Err(e) => self.protocol_error(e),
+        }
+        used
     }
 
     /// Whether the engine takes more input now. False while the receive budget is spent
@@ -384,8 +221,8 @@ impl Engine {
     /// and ask again after the application read or frames were transmitted.
     pub fn wants_input(&self) -> bool {
         !self.is_closed()
-            && ((self.bucket > 0 && self.refusals_queued < MAX_PENDING_REFUSALS)
-                || matches!(self.rx, RxState::Payload { .. }))
+            && ((self.budget.has_room() && self.tx.refusals() < MAX_PENDING_REFUSALS)
+                || self.rx.mid_frame())
     }
 
     /// Whether [`poll_transmit`](Self::poll_transmit) has something to do: frames to send,
@@ -393,9 +230,9 @@ impl Engine {
     pub fn wants_transmit(&self) -> bool {
         match self.phase {
             Phase::Closed(_) => false,
-            Phase::Closing { .. } => true,
-            Phase::Draining if self.live_streams == 0 && self.accept_queue.is_empty() => true,
-            _ => !self.control.is_empty() || !self.active.is_empty(),
+            Phase::Closing => true,
+            Phase::Draining if self.drained() => true,
+            _ => self.tx.has_frames(),
         }
     }
 
@@ -412,42 +249,30 @@ impl Engine {
     /// Call when the deadline from [`poll_timeout`](Self::poll_timeout) has passed.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.clock(now);
-        match self.phase {
-            Phase::Closed(_) => return,
-            Phase::Closing { deadline } if now >= deadline => {
-                self.end(CloseReason::Local);
-                return;
-            }
-            _ => {}
+        if self.is_closed() {
+            return;
         }
-        if self.pool_release.is_some_and(|at| now >= at) {
+        if self.phase == Phase::Closing && self.timers.expired(Timer::Close, now) {
+            self.end(CloseReason::Local);
+            return;
+        }
+        if self.timers.expired(Timer::PoolRelease, now) {
             // No large payload moved for a while: give the recycled buffers back.
-            self.pool.clear();
-            self.send_pool = Vec::new();
-            self.pool_release = None;
+            self.recv_pool.clear();
+            self.send_pool.clear();
+            self.timers.stop(Timer::PoolRelease);
         }
-        if let Some(deadline) = self.rx_deadline {
-            if now >= deadline {
-                self.end(CloseReason::KeepaliveTimeout(
-                    self.config.keep_alive_timeout(),
-                ));
-                return;
-            }
+        if self.timers.expired(Timer::Idle, now) {
+            self.end(CloseReason::KeepaliveTimeout(
+                self.config.keep_alive_timeout(),
+            ));
+            return;
         }
-        if let Some(at) = self.next_nop {
-            if now >= at {
-                if !self.nop_queued {
-                    self.nop_queued = true;
-                    self.control.push_back(Control::Nop);
-                }
-                let interval = self.config.keep_alive_interval();
-                let mut next = at + interval;
-                if next <= now {
-                    // Far behind (a stalled driver): don't fire a burst of catch-up NOPs.
-                    next = now + interval;
-                }
-                self.next_nop = Some(next);
-            }
+        if self
+            .timers
+            .repeat(Timer::Ping, now, self.config.keep_alive_interval())
+        {
+            self.tx.queue_nop();
         }
     }
 
@@ -457,12 +282,13 @@ impl Engine {
     /// Changes after every input and command: ask again each time.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let deadlines = match self.phase {
-            Phase::Closed(_) => return None,
-            Phase::Closing { deadline } => [Some(deadline), None, None],
-            _ => [self.next_nop, self.rx_deadline, self.pool_release],
-        };
-        deadlines.into_iter().flatten().min()
+        match self.phase {
+            Phase::Closed(_) => None,
+            Phase::Closing => self.timers.get(Timer::Close),
+            _ => self
+                .timers
+                .next_of(&[Timer::Ping, Timer::Idle, Timer::PoolRelease]),
+        }
     }
 
     /// Appends frames to `out` until it holds at least `max_bytes` or nothing is left to
@@ -473,29 +299,34 @@ impl Engine {
     #[must_use = "the frames must be written to the connection"]
     pub fn poll_transmit(&mut self, now: Instant, out: &mut Transmit, max_bytes: usize) -> usize {
         self.clock(now);
-        if matches!(self.phase, Phase::Closed(_)) {
+        if self.is_closed() {
             return 0;
         }
         while let Some(spent) = out.take_spent() {
-            if self.send_pool.len() < SEND_POOL {
-                self.send_pool.push(spent);
-                self.keep_pools(now);
+            if self.send_pool.give(spent) {
+                pool::keep_pools(&mut self.timers, now);
             }
         }
+        let mut ctx = send::Ctx {
+            store: &mut self.streams,
+            events: &mut self.events,
+            stats: &mut self.stats,
+            config: &self.config,
+            version: self.version,
+            out,
+        };
         let mut frames = 0;
-        while out.len() < max_bytes {
-            if self.next_control(out) || self.next_data(out) {
-                frames += 1;
-            } else {
-                break;
-            }
+        while ctx.out.len() < max_bytes
+            && (self.tx.next_control(&mut ctx) || self.tx.next_data(&mut ctx))
+        {
+            frames += 1;
         }
-        if let Phase::Closing { .. } = self.phase {
-            // Streams blocked on a window have data but are not in `active`.
-            if self.control.is_empty() && !self.streams.values().any(StreamState::has_pending_send)
-            {
-                self.end(CloseReason::Local);
-            }
+        // Streams blocked on a window have data but are not queued.
+        if self.phase == Phase::Closing
+            && !self.tx.has_control()
+            && !self.streams.iter().any(|(_, s)| s.has_pending_send())
+        {
+            self.end(CloseReason::Local);
         }
         frames
     }
@@ -503,33 +334,8 @@ impl Engine {
     /// The next readiness change, if any. Drain it after every input and command.
     #[must_use]
     pub fn poll_event(&mut self) -> Option<Event> {
-        if let Phase::Closed(_) = self.phase {
-            if !self.close_reported {
-                self.close_reported = true;
-                return Some(Event::Closed);
-            }
-        }
-        if self.incoming_ready {
-            self.incoming_ready = false;
-            return Some(Event::Incoming);
-        }
-        while let Some(sid) = self.dirty.pop_front() {
-            let Some(s) = self.streams.get_mut(&sid) else {
-                continue;
-            };
-            s.dirty = false;
-            let (readable, writable) = (s.wake_read, s.wake_write);
-            s.wake_read = false;
-            s.wake_write = false;
-            if readable || writable {
-                return Some(Event::Stream {
-                    id: StreamId(sid),
-                    readable,
-                    writable,
-                });
-            }
-        }
-        None
+        let closed = self.is_closed();
+        self.events.poll(&mut self.streams, closed)
     }
 
     /// Why the session ended, once it has.
@@ -543,7 +349,7 @@ impl Engine {
     /// Whether the session is flushing its last frames after [`close`](Self::close) (or a
     /// drained [`shutdown`](Self::shutdown)).
     pub fn is_closing(&self) -> bool {
-        matches!(self.phase, Phase::Closing { .. })
+        self.phase == Phase::Closing
     }
 
     /// Whether the session ended.
@@ -554,9 +360,9 @@ impl Engine {
     /// The session's counters.
     pub fn stats(&self) -> Stats {
         let mut stats = self.stats;
-        stats.open_streams = self.live_streams;
-        stats.buffered_in = self.streams.values().map(|s| s.recv_len).sum();
-        stats.buffered_out = self.streams.values().map(|s| s.send.len()).sum();
+        stats.open_streams = self.streams.live();
+        stats.buffered_in = self.streams.iter().map(|(_, s)| s.recv.len()).sum();
+        stats.buffered_out = self.streams.iter().map(|(_, s)| s.send.len()).sum();
         stats
     }
 
@@ -567,27 +373,20 @@ impl Engine {
         match &self.phase {
             Phase::Open => {}
             Phase::Closed(reason) => return Err(OpenError::SessionClosed(reason.clone())),
-            Phase::Draining | Phase::Closing { .. } => return Err(OpenError::ShuttingDown),
+            Phase::Draining | Phase::Closing => return Err(OpenError::ShuttingDown),
         }
-        if self.live_streams >= self.config.max_streams() {
+        if self.streams.live() >= self.config.max_streams() {
             return Err(OpenError::TooManyStreams {
                 limit: self.config.max_streams(),
             });
         }
-        // Skip ids the peer already opened (nothing stops it from using ours; Go would
-        // replace its stream, we leave it alone).
-        let sid = loop {
-            let Ok(sid) = u32::try_from(self.next_id) else {
-                return Err(OpenError::IdsExhausted);
-            };
-            self.next_id += 2;
-            if !self.streams.contains_key(&sid) {
-                break sid;
-            }
-        };
-        self.streams.insert(sid, StreamState::new());
-        self.live_streams += 1;
-        self.control.push_back(Control::Syn(sid));
+        let streams = &self.streams;
+        let sid = self
+            .ids
+            .next(|sid| streams.contains(sid))
+            .ok_or(OpenError::IdsExhausted)?;
+        self.streams.insert(sid);
+        self.tx.queue_syn(sid);
         Ok(StreamId(sid))
     }
 
@@ -625,106 +424,77 @@ impl Engine {
         max: usize,
         sink: &mut dyn FnMut(&[u8]),
     ) -> Result<usize, StreamError> {
-        self.readable_stream(id)?;
-        if max == 0 {
-            return Ok(0);
-        }
-        let s = self.streams.get_mut(&id.0).expect("checked readable");
-        let n = s.read_with(max, sink, &mut self.pool);
-        if n > 0 {
-            self.consumed(id.0, n);
-            return Ok(n);
-        }
-        self.no_data(id.0).map(|()| 0)
+        self.read_by(id, max, 0, |s, pool| {
+            let n = s.recv.read_with(max, sink, pool);
+            (n > 0).then_some(n)
+        })
+        .map(|n| n.unwrap_or(0))
     }
 
     /// Like [`read`](Self::read), but hands over up to `max` bytes of the next buffered
     /// payload without copying. `Ok(None)` is the end of the stream.
     pub fn read_chunk(&mut self, id: StreamId, max: usize) -> Result<Option<Bytes>, StreamError> {
-        self.readable_stream(id)?;
+        self.read_by(id, max, Bytes::new(), |s, pool| {
+            s.recv.read_chunk(max, pool)
+        })
+    }
+
+    /// The one read path: `take` takes data from the stream (if it has any); then the
+    /// budget, the window and the stream's lifecycle account for it. `empty` is the
+    /// answer to a read of 0 bytes.
+    fn read_by<T: ReadLen>(
+        &mut self,
+        id: StreamId,
+        max: usize,
+        empty: T,
+        take: impl FnOnce(&mut Stream, &mut RecvPool) -> Option<T>,
+    ) -> Result<Option<T>, StreamError> {
+        let Some(mut entry) = self.streams.entry(id.0) else {
+            return Err(StreamError::UnknownStream);
+        };
+        let s = entry.stream();
+        if s.life() == Life::Released {
+            return Err(StreamError::UnknownStream);
+        }
         if max == 0 {
-            return Ok(Some(Bytes::new()));
+            return Ok(Some(empty));
         }
-        let s = self.streams.get_mut(&id.0).expect("checked readable");
-        if let Some(chunk) = s.read_chunk(max, &mut self.pool) {
-            self.consumed(id.0, chunk.len());
-            return Ok(Some(chunk));
-        }
-        self.no_data(id.0).map(|()| None)
-    }
-
-    fn readable_stream(&mut self, id: StreamId) -> Result<&mut StreamState, StreamError> {
-        match self.streams.get_mut(&id.0) {
-            Some(s) if !s.released => Ok(s),
-            _ => Err(StreamError::UnknownStream),
-        }
-    }
-
-    /// Accounts for `n` bytes the application read: refunds the budget and, in version 2,
-    /// reports the consumption to the peer as Go's receiver does.
-    fn consumed(&mut self, sid: u32, n: usize) {
-        if self.version == Version::V2 {
-            let half = self.config.max_stream_buffer() as u32 / 2;
-            let s = self.streams.get_mut(&sid).expect("stream was just read");
-            let n32 = n as u32;
-            s.num_read = s.num_read.wrapping_add(n32);
-            s.incr = s.incr.wrapping_add(n32);
-            // On the first read and whenever half the window was consumed. Unlike Go, also
-            // when the wrapping counter is exactly 0.
-            if s.incr >= half || s.num_read == n32 {
-                s.incr = 0;
+        if let Some(data) = take(s, &mut self.recv_pool) {
+            let n = data.read_len();
+            if self.version == Version::V2 && s.recv_window.read(n, &self.config) {
                 // Also after our own FIN: the peer may still be sending.
-                if !s.upd_queued {
-                    s.upd_queued = true;
-                    self.control.push_back(Control::Upd(sid));
-                }
+                self.tx.queue_upd(id.0, s);
             }
+            self.budget.refund(n);
+            self.recv_pool.trim(self.budget.unused());
+            entry.settle();
+            return Ok(Some(data));
         }
-        self.refund(n);
-        self.trim_pool();
-        self.maybe_done(sid);
-    }
-
-    /// A read found no data: end of stream (`Ok`), or why not.
-    fn no_data(&mut self, sid: u32) -> Result<(), StreamError> {
-        let s = self.streams.get_mut(&sid).expect("checked by the caller");
-        if s.fin_received {
-            return Ok(());
+        if s.fin_received() {
+            return Ok(None);
         }
         if let Phase::Closed(reason) = &self.phase {
             return Err(StreamError::SessionClosed(reason.clone()));
         }
-        s.read_waiting = true;
+        s.ready.reader_waits();
         Err(StreamError::Blocked)
     }
 
     /// Queues `data` for the stream; returns how much fit in its send buffer.
     /// [`StreamError::Blocked`] means none fit: wait for a writable event.
     pub fn write(&mut self, id: StreamId, data: &[u8]) -> Result<usize, StreamError> {
-        let limit = self.config.max_stream_send_buffer();
-        self.writable_stream(id)?;
+        let closed = self.close_reason().cloned();
+        let s = writable(self.streams.get_mut(id.0), closed)?;
         if data.is_empty() {
             return Ok(0);
         }
-        let s = self.streams.get_mut(&id.0).expect("checked writable");
-        let room = limit.saturating_sub(s.send.len());
-        if room == 0 {
-            s.write_waiting = true;
+        let limit = self.config.max_stream_send_buffer();
+        let n = s.send.write(data, limit, &mut self.send_pool);
+        if n == 0 {
+            s.ready.writer_waits();
             return Err(StreamError::Blocked);
         }
-        let n = room.min(data.len());
-        if !s.send.try_reclaim(n) {
-            // The buffer is full and frames still in flight pin it: move the unsent bytes to
-            // a written-out buffer instead of a new allocation.
-            let need = s.send.len() + n;
-            if let Some(i) = self.send_pool.iter_mut().position(|b| b.try_reclaim(need)) {
-                let mut fresh = self.send_pool.swap_remove(i);
-                fresh.extend_from_slice(&s.send);
-                s.send = fresh;
-            }
-        }
-        s.send.extend_from_slice(&data[..n]);
-        self.schedule(id.0);
+        self.tx.schedule(id.0, s, self.version == Version::V2);
         Ok(n)
     }
 
@@ -732,7 +502,7 @@ impl Engine {
     /// [`Transmit`]. If not, a writable event follows when it has.
     pub fn poll_flushed(&mut self, id: StreamId) -> Result<bool, StreamError> {
         let closed = self.close_reason().cloned();
-        let Some(s) = self.streams.get_mut(&id.0) else {
+        let Some(s) = self.streams.get_mut(id.0) else {
             return Ok(true);
         };
         if s.send.is_empty() {
@@ -741,65 +511,51 @@ impl Engine {
         if let Some(reason) = closed {
             return Err(StreamError::SessionClosed(reason));
         }
-        s.flush_waiting = true;
+        s.ready.flush_waits();
         Ok(false)
     }
 
     /// Half-closes the stream: a FIN follows the data already written. The stream stays
     /// readable. Finishing twice is a no-op.
     pub fn finish(&mut self, id: StreamId) -> Result<(), StreamError> {
-        let s = match self.writable_stream(id) {
+        let closed = self.close_reason().cloned();
+        let s = match writable(self.streams.get_mut(id.0), closed) {
             Ok(s) => s,
             Err(StreamError::WriteClosed) => return Ok(()),
             Err(e) => return Err(e),
         };
-        s.fin_queued = true;
-        self.schedule(id.0);
+        s.finish();
+        self.tx.schedule(id.0, s, self.version == Version::V2);
         Ok(())
     }
 
     /// Lets go of the stream: unread data is dropped (and its budget refunded), queued data
     /// is still sent, then a FIN if none was sent. The id is forgotten once that FIN is out.
     pub fn close_stream(&mut self, id: StreamId) {
-        let sid = id.0;
-        let Some(s) = self.streams.get_mut(&sid) else {
+        let Some(mut entry) = self.streams.entry(id.0) else {
             return;
         };
-        if s.released {
+        let Some(dropped) = entry.release() else {
             return;
-        }
-        s.released = true;
-        let dropped = s.discard_recv();
-        if !s.done {
-            s.fin_queued = true;
-        }
-        if !s.done {
-            self.live_streams -= 1;
-        }
-        self.refund(dropped);
-        self.schedule(sid);
-        self.maybe_remove(sid);
+        };
+        self.tx
+            .schedule(id.0, entry.stream(), self.version == Version::V2);
+        entry.settle();
+        self.budget.refund(dropped);
     }
 
     /// Closes the session: no new streams; queued data and FINs for every open stream are
     /// flushed for at most [`Config::close_timeout`], then the session ends with
     /// [`CloseReason::Local`].
     pub fn close(&mut self, now: Instant) {
-        if matches!(self.phase, Phase::Closing { .. } | Phase::Closed(_)) {
+        if matches!(self.phase, Phase::Closing | Phase::Closed(_)) {
             return;
         }
-        self.phase = Phase::Closing {
-            deadline: now + self.config.close_timeout(),
-        };
-        let sids: Vec<u32> = self.streams.keys().copied().collect();
-        for sid in sids {
-            if let Some(s) = self.streams.get_mut(&sid) {
-                if !s.done {
-                    s.fin_queued = true;
-                    self.schedule(sid);
-                }
-            }
-        }
+        self.phase = Phase::Closing;
+        self.timers
+            .set(Timer::Close, now + self.config.close_timeout());
+        self.tx
+            .finish_all(&mut self.streams, self.version == Version::V2);
         for sid in std::mem::take(&mut self.accept_queue) {
             self.close_stream(StreamId(sid));
         }
@@ -816,468 +572,34 @@ impl Engine {
         self.clock(now);
     }
 
+    /// Checks the engine's internal invariants and its memory bound; panics with a message
+    /// naming the broken one. For tests and fuzzing: it walks every stream. What the types
+    /// guarantee (a stream in a queue at most once, its flag set while queued) needs no
+    /// check.
+    #[cfg(any(test, feature = "fuzzing"))]
+    pub fn assert_invariants(&self) {
+        invariants::check(self);
+    }
+
     // ---------------------------------------------------------------- internals
+
+    /// Every stream has finished or been let go, and none waits to be accepted.
+    fn drained(&self) -> bool {
+        self.streams.live() == 0 && self.accept_queue.is_empty()
+    }
 
     /// Notes a clock reading: restarts the keepalive clock if reading resumed, and moves a
     /// draining session whose streams are all gone to closing.
     fn clock(&mut self, now: Instant) {
-        if self.phase == Phase::Draining && self.live_streams == 0 && self.accept_queue.is_empty() {
+        if self.phase == Phase::Draining && self.drained() {
             self.close(now);
         }
-        if self.rx_restart {
-            self.rx_restart = false;
-            if self.config.keep_alive() && self.bucket > 0 {
-                self.rx_deadline = Some(now + self.config.keep_alive_timeout());
-            }
-        }
-    }
-
-    fn header_seen(&mut self, now: Instant) {
-        if self.config.keep_alive() {
-            self.rx_deadline = Some(now + self.config.keep_alive_timeout());
-        }
-    }
-
-    /// The keepalive clock runs only while we are willing to read.
-    fn update_rx_clock(&mut self, now: Instant) {
-        if self.bucket <= 0 && matches!(self.rx, RxState::Header) {
-            self.rx_deadline = None;
-        } else if self.rx_deadline.is_none() && self.config.keep_alive() && !self.is_closed() {
-            self.rx_deadline = Some(now + self.config.keep_alive_timeout());
-        }
-    }
-
-    fn refund(&mut self, n: usize) {
-        let was_stalled = self.bucket <= 0;
-        self.bucket += n as i64;
-        if was_stalled && self.bucket > 0 {
-            self.rx_restart = true;
-        }
-    }
-
-    fn handle_header(&mut self, header: Header) {
-        let sid = header.sid;
-        match header.cmd {
-            Cmd::Nop | Cmd::Upd => {}
-            Cmd::Syn => self.handle_syn(sid),
-            Cmd::Fin => self.handle_fin(sid),
-            Cmd::Psh => {
-                let remaining = usize::from(header.length);
-                if remaining > 0 {
-                    let keep = matches!(self.streams.get(&sid), Some(s) if !s.released && !s.done);
-                    self.rx = RxState::Payload {
-                        sid,
-                        remaining,
-                        keep,
-                    };
-                }
-            }
-        }
-    }
-
-    fn handle_syn(&mut self, sid: u32) {
-        if self.streams.contains_key(&sid) {
-            return; // Go ignores a SYN for a live id.
-        }
-        let full = self.accept_queue.len() >= self.config.accept_backlog()
-            || self.live_streams >= self.config.max_streams();
-        if self.phase != Phase::Open || full {
-            // Room is guaranteed: input is not read while the refusal queue is full.
-            self.stats.refused_streams += 1;
-            self.refusals_queued += 1;
-            self.control.push_back(Control::Refuse(sid));
-            return;
-        }
-        self.streams.insert(sid, StreamState::new());
-        self.live_streams += 1;
-        self.accept_queue.push_back(sid);
-        self.incoming_ready = true;
-    }
-
-    fn handle_fin(&mut self, sid: u32) {
-        let Some(s) = self.streams.get_mut(&sid) else {
-            return;
-        };
-        if s.fin_received {
-            return;
-        }
-        s.fin_received = true;
-        self.wake_reader(sid);
-        self.maybe_done(sid);
-        self.maybe_remove(sid);
-    }
-
-    fn handle_upd(&mut self, sid: u32, update: WindowUpdate) {
-        let Some(s) = self.streams.get_mut(&sid) else {
-            return;
-        };
-        let inflight = s.num_written.wrapping_sub(update.consumed) as i32;
-        if inflight < 0 {
-            let written = s.num_written;
-            self.protocol_error(ProtocolError::ConsumedBeyondWritten {
-                sid,
-                consumed: update.consumed,
-                written,
-            });
-            return;
-        }
-        s.peer_consumed = update.consumed;
-        s.peer_window = update.window;
-        self.schedule(sid);
-    }
-
-    /// The recycled buffers were just used: keep them 1 to 2 s more. The deadline moves at
-    /// most about once a second, so that a driver's timer is not reset per frame.
-    fn keep_pools(&mut self, now: Instant) {
-        if self.pool_release.is_none_or(|at| at < now + POOL_IDLE / 2) {
-            self.pool_release = Some(now + POOL_IDLE);
-        }
-    }
-
-    /// Recycled receive buffers and buffered data together stay within the budget.
-    fn trim_pool(&mut self) {
-        self.pool.trim(self.bucket.max(0) as usize);
-    }
-
-    /// Takes `piece` of a payload with `remaining` bytes still to come (the piece included).
-    /// Small payloads are packed as they arrive; a large one is assembled whole first, so
-    /// that it lands in one exactly sized (and, in a steady flow, recycled) buffer.
-    fn receive(&mut self, now: Instant, sid: u32, piece: &[u8], remaining: usize) {
-        if self.assembling.is_empty() && remaining < stream::PACK_BELOW {
-            self.deliver(sid, Received::Packed(piece));
-            return;
-        }
-        if self.assembling.is_empty() {
-            self.assembling = self.pool.take(remaining);
-            self.keep_pools(now);
-        }
-        self.assembling.extend_from_slice(piece);
-        if piece.len() == remaining {
-            let whole = std::mem::take(&mut self.assembling).freeze();
-            self.deliver(sid, Received::Whole(whole));
-        }
-    }
-
-    /// Appends received data to a live stream and charges the budget.
-    fn deliver(&mut self, sid: u32, data: Received<'_>) {
-        let n = data.len();
-        let Some(s) = self.streams.get_mut(&sid) else {
-            return;
-        };
-        if s.released || s.done {
-            // Closed while its frame was arriving: drop it uncharged.
-            if let Received::Whole(piece) = data {
-                self.pool.give(piece);
-                self.trim_pool();
-            }
-            return;
-        }
-        match data {
-            Received::Packed(piece) => s.push_recv(piece, &mut self.pool),
-            Received::Whole(piece) => s.push_piece(piece, &mut self.pool),
-        }
-        let buffered = s.recv_len;
-        self.bucket -= n as i64;
-        self.trim_pool();
-        self.stats.bytes_in += n as u64;
-        self.wake_reader(sid);
-        if self.version == Version::V2 {
-            let limit = (INITIAL_PEER_WINDOW as usize).max(self.config.max_stream_buffer())
-                + MAX_PAYLOAD_LEN;
-            if buffered > limit {
-                self.protocol_error(ProtocolError::WindowExceeded {
-                    sid,
-                    buffered,
-                    limit,
-                });
-            }
-        }
-    }
-
-    fn next_control(&mut self, out: &mut Transmit) -> bool {
-        while let Some(c) = self.control.pop_front() {
-            let header = |cmd, length, sid| Header { cmd, length, sid }.encode(self.version);
-            match c {
-                Control::Nop => {
-                    self.nop_queued = false;
-                    out.push_header(&header(Cmd::Nop, 0, 0));
-                }
-                Control::Refuse(sid) => {
-                    self.refusals_queued -= 1;
-                    out.push_header(&header(Cmd::Fin, 0, sid));
-                }
-                Control::Syn(sid) => out.push_header(&header(Cmd::Syn, 0, sid)),
-                Control::Upd(sid) => {
-                    let Some(s) = self.streams.get_mut(&sid) else {
-                        continue;
-                    };
-                    s.upd_queued = false;
-                    if s.released {
-                        // Nobody reads it any more: no report, and it may now be forgotten.
-                        self.maybe_remove(sid);
-                        continue;
-                    }
-                    let update = WindowUpdate {
-                        consumed: s.num_read,
-                        window: self.config.max_stream_buffer() as u32,
-                    };
-                    out.push_header(&header(Cmd::Upd, UPD_PAYLOAD_LEN as u16, sid));
-                    out.push_header(&update.encode());
-                }
-            }
-            return true;
-        }
-        false
-    }
-
-    fn next_data(&mut self, out: &mut Transmit) -> bool {
-        while let Some(sid) = self.active.pop_front() {
-            let frame_size = self.config.max_frame_size();
-            let send_limit = self.config.max_stream_send_buffer();
-            let v2 = self.version == Version::V2;
-            let Some(s) = self.streams.get_mut(&sid) else {
-                continue;
-            };
-            s.scheduled = false;
-            if !s.send.is_empty() {
-                let mut n = s.send.len().min(frame_size);
-                if v2 {
-                    n = n.min(s.window_available());
-                }
-                if n == 0 {
-                    // Blocked on the peer's window; an UPD reschedules it.
-                    continue;
-                }
-                let payload = s.send.split_to(n).freeze();
-                if v2 {
-                    s.num_written = s.num_written.wrapping_add(n as u32);
-                }
-                let header = Header {
-                    cmd: Cmd::Psh,
-                    length: n as u16,
-                    sid,
-                };
-                out.push_header(&header.encode(self.version));
-                out.push_payload(payload);
-                self.stats.bytes_out += n as u64;
-                let s = self.streams.get_mut(&sid).expect("present");
-                // A blocked writer wakes once half the buffer is free, not per frame: it
-                // then refills it in one write while the other half keeps the flow going.
-                if s.write_waiting && s.send.len() <= send_limit / 2 {
-                    s.write_waiting = false;
-                    s.wake_write = true;
-                }
-                if s.send.is_empty() && s.flush_waiting {
-                    s.flush_waiting = false;
-                    s.wake_write = true;
-                }
-                if s.wake_write {
-                    self.mark_dirty(sid);
-                }
-            } else if s.fin_queued && !s.fin_sent {
-                s.fin_sent = true;
-                let header = Header {
-                    cmd: Cmd::Fin,
-                    length: 0,
-                    sid,
-                };
-                out.push_header(&header.encode(self.version));
-                self.maybe_done(sid);
-                self.maybe_remove(sid);
-            } else {
-                continue;
-            }
-            self.schedule(sid);
-            return true;
-        }
-        false
-    }
-
-    /// Puts the stream in the round-robin queue if it has something it may send.
-    fn schedule(&mut self, sid: u32) {
-        let v2 = self.version == Version::V2;
-        let Some(s) = self.streams.get_mut(&sid) else {
-            return;
-        };
-        if s.scheduled || !s.has_pending_send() {
-            return;
-        }
-        if v2 && !s.send.is_empty() && s.window_available() == 0 {
-            return;
-        }
-        s.scheduled = true;
-        self.active.push_back(sid);
-    }
-
-    /// Reports the stream readable if a reader waits.
-    fn wake_reader(&mut self, sid: u32) {
-        if let Some(s) = self.streams.get_mut(&sid) {
-            if s.read_waiting {
-                s.read_waiting = false;
-                s.wake_read = true;
-                self.mark_dirty(sid);
-            }
-        }
-    }
-
-    fn mark_dirty(&mut self, sid: u32) {
-        if let Some(s) = self.streams.get_mut(&sid) {
-            if !s.dirty {
-                s.dirty = true;
-                self.dirty.push_back(sid);
-            }
-        }
-    }
-
-    fn writable_stream(&mut self, id: StreamId) -> Result<&mut StreamState, StreamError> {
-        let closed = self.close_reason().cloned();
-        let Some(s) = self.streams.get_mut(&id.0) else {
-            return Err(StreamError::UnknownStream);
-        };
-        if s.released {
-            return Err(StreamError::UnknownStream);
-        }
-        if s.fin_queued {
-            return Err(StreamError::WriteClosed);
-        }
-        if let Some(reason) = closed {
-            return Err(StreamError::SessionClosed(reason));
-        }
-        Ok(s)
-    }
-
-    /// A stream whose FINs crossed and whose data was all read is done: its buffers are
-    /// freed and it no longer counts as open.
-    fn maybe_done(&mut self, sid: u32) {
-        let Some(s) = self.streams.get_mut(&sid) else {
-            return;
-        };
-        if s.done || s.released || !(s.fin_sent && s.fin_received && s.recv_len == 0) {
-            return;
-        }
-        s.done = true;
-        s.shrink();
-        self.live_streams -= 1;
-    }
-
-    /// A released stream whose FIN is out is forgotten.
-    fn maybe_remove(&mut self, sid: u32) {
-        let Some(s) = self.streams.get(&sid) else {
-            return;
-        };
-        // A queued UPD names the stream: it goes (or is dropped) first, so that the control
-        // queue never holds entries for forgotten streams.
-        if s.released && (s.fin_sent || s.done) && !s.has_pending_send() && !s.upd_queued {
-            self.streams.remove(&sid);
-        }
+        Receiver::restart_clock(now, &mut self.timers, &mut self.budget, &self.config);
     }
 
     fn protocol_error(&mut self, err: ProtocolError) {
         self.stats.protocol_errors += 1;
         self.end(CloseReason::Protocol(err));
-    }
-
-    /// Checks the engine's internal invariants and its memory bound; panics with a message
-    /// naming the broken one. For tests and fuzzing: it walks every stream.
-    pub fn assert_invariants(&self) {
-        let max_rx = self.config.max_receive_buffer();
-        let buffered: usize = self.streams.values().map(|s| s.recv_len).sum();
-        assert_eq!(
-            self.bucket + buffered as i64,
-            max_rx as i64,
-            "receive budget out of balance"
-        );
-        assert!(
-            buffered <= max_rx + MAX_PAYLOAD_LEN,
-            "inbound bound broken: {buffered} buffered"
-        );
-        assert!(
-            self.pool.held() as i64 <= self.bucket.max(0),
-            "recycled buffers beyond the unused budget"
-        );
-        assert!(
-            self.send_pool.len() <= SEND_POOL,
-            "send pool over its bound"
-        );
-        assert!(
-            self.assembling.capacity() <= MAX_PAYLOAD_LEN,
-            "assembling more than one frame"
-        );
-        let mut live = 0;
-        let mut upd = 0;
-        for (sid, s) in &self.streams {
-            assert_eq!(
-                s.recv_len,
-                s.recv.iter().map(Bytes::len).sum::<usize>() + s.recv_tail.len(),
-                "sid {sid}: recv_len"
-            );
-            assert!(
-                s.recv_tail.capacity() <= stream::PACK_BUFFER,
-                "sid {sid}: packing buffer grew"
-            );
-            assert!(
-                s.send.len() <= self.config.max_stream_send_buffer(),
-                "sid {sid}: send buffer over its limit"
-            );
-            assert!(!s.done || s.recv_len == 0, "sid {sid}: done with data");
-            assert!(
-                !s.released || s.recv_len == 0,
-                "sid {sid}: released with data"
-            );
-            if !s.done && !s.released {
-                live += 1;
-            }
-            upd += usize::from(s.upd_queued);
-        }
-        // Each flag set matches exactly one queue entry.
-        for (queue, flag, name) in [
-            (
-                &self.active,
-                (|s: &StreamState| s.scheduled) as fn(&StreamState) -> bool,
-                "active",
-            ),
-            (&self.dirty, |s: &StreamState| s.dirty, "dirty"),
-        ] {
-            let flagged = self.streams.values().filter(|s| flag(s)).count();
-            let queued = queue
-                .iter()
-                .filter(|sid| self.streams.get(sid).is_some_and(flag))
-                .count();
-            assert_eq!(flagged, queued, "{name} queue and flags disagree");
-        }
-        assert_eq!(live, self.live_streams, "live stream count");
-        assert!(self.live_streams <= self.config.max_streams(), "stream cap");
-        assert!(
-            self.accept_queue.len() <= self.config.accept_backlog(),
-            "backlog"
-        );
-        assert!(self.refusals_queued <= MAX_PENDING_REFUSALS, "refusals");
-        assert!(self.dirty.len() <= self.streams.len(), "dirty queue");
-        assert!(self.active.len() <= self.streams.len(), "active queue");
-        let syns = self
-            .control
-            .iter()
-            .filter(|c| matches!(c, Control::Syn(_)))
-            .count();
-        let nops = self
-            .control
-            .iter()
-            .filter(|c| matches!(c, Control::Nop))
-            .count();
-        let refusals = self
-            .control
-            .iter()
-            .filter(|c| matches!(c, Control::Refuse(_)))
-            .count();
-        assert!(nops <= 1, "more than one NOP queued");
-        assert_eq!(refusals, self.refusals_queued, "refusal count");
-        assert!(syns <= self.streams.len(), "SYN queue");
-        let upds = self
-            .control
-            .iter()
-            .filter(|c| matches!(c, Control::Upd(_)))
-            .count();
-        assert_eq!(upds, upd, "UPD queue and flags disagree");
     }
 
     /// Ends the session: no more frames go out, every waiter is woken.
@@ -1286,15 +608,7 @@ impl Engine {
             return;
         }
         self.phase = Phase::Closed(reason);
-        self.control.clear();
-        self.active.clear();
-        self.refusals_queued = 0;
-        self.nop_queued = false;
-        self.rx_deadline = None;
-        self.next_nop = None;
-        for s in self.streams.values_mut() {
-            s.scheduled = false;
-            s.upd_queued = false;
-        }
+        self.tx.clear(&mut self.streams);
+        self.timers.stop_all();
     }
 }

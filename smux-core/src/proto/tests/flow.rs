@@ -145,25 +145,23 @@ fn v2_counters_wrap_around_u32() {
     let streams = open_n(&mut pair, 1);
     let (c, s) = streams[0];
     let start = u32::MAX - 10_000;
-    pair.client
-        .engine
-        .streams
-        .get_mut(&c.0)
-        .unwrap()
-        .num_written = start;
-    pair.client
-        .engine
-        .streams
-        .get_mut(&c.0)
-        .unwrap()
-        .peer_consumed = start;
-    pair.server.engine.streams.get_mut(&s.0).unwrap().num_read = start;
+    let sender = pair.client.engine.streams.get_mut(c.0).unwrap();
+    sender.send_window.start_at(start);
+    let receiver = pair.server.engine.streams.get_mut(s.0).unwrap();
+    receiver.recv_window.start_at(start);
     let data = Rng::new(5).bytes(1 << 20);
     let got = one_way(&mut pair, true, c, s, &data);
     assert_eq!(got.len(), data.len());
     assert!(got == data);
     assert!(
-        pair.client.engine.streams[&c.0].num_written < start,
+        pair.client
+            .engine
+            .streams
+            .get(c.0)
+            .unwrap()
+            .send_window
+            .written()
+            < start,
         "wrapped"
     );
 }
@@ -226,8 +224,8 @@ fn upd_is_sent_on_first_read_and_every_half_window() {
 #[test]
 fn v2_upd_at_zero_counter_is_sent() {
     let (mut server, s, now) = server_holding(600);
-    server.streams.get_mut(&3).unwrap().num_read = u32::MAX - 599;
-    server.streams.get_mut(&3).unwrap().incr = 0;
+    let receiver = server.streams.get_mut(3).unwrap();
+    receiver.recv_window.start_at(u32::MAX - 599);
     assert_eq!(server.read(s, &mut [0; 600]), Ok(600));
     let upd = sent_frames(&mut server, now);
     assert_eq!(
@@ -347,11 +345,11 @@ fn steady_flow_recycles_payload_buffers_then_frees_them() {
         let data = Rng::new(7).bytes(16 << 20);
         assert!(one_way(&mut pair, true, w, r, &data) == data);
         let frames = data.len() / (32 * 1024);
-        let pool = &pair.server.engine.pool;
+        let pool = &pair.server.engine.recv_pool;
         assert!(
-            pool.misses <= 8,
+            pool.misses() <= 8,
             "v{version}: {} of {frames} payloads needed a new buffer",
-            pool.misses
+            pool.misses()
         );
         assert!(pool.held() > 0);
         let release = pair
@@ -361,7 +359,7 @@ fn steady_flow_recycles_payload_buffers_then_frees_them() {
             .expect("pool release deadline");
         pair.advance_to(release);
         assert_eq!(
-            pair.server.engine.pool.held(),
+            pair.server.engine.recv_pool.held(),
             0,
             "v{version}: freed when idle"
         );
@@ -398,7 +396,7 @@ fn pinned_send_buffers_reuse_written_out_ones() {
     assert_eq!(e.send_pool.len(), 1, "the written-out buffer is kept");
     // The second buffer is pinned by `out` now: the next write takes the kept one.
     assert_eq!(e.write(id, &chunk).unwrap(), chunk.len());
-    assert!(e.send_pool.is_empty(), "the kept buffer was reused");
+    assert_eq!(e.send_pool.len(), 0, "the kept buffer was reused");
     e.assert_invariants();
 }
 

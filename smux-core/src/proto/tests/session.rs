@@ -3,6 +3,7 @@
 use super::pair::{quiet, Pair, Rng};
 use super::{echo, messages, one_way};
 use crate::frame::{Frame, Version};
+use crate::proto::id::IdAllocator;
 use crate::proto::{Engine, Event, Role, StreamId, Transmit};
 use crate::{CloseReason, Config, OpenError, StreamError};
 use bytes::{Buf, BytesMut};
@@ -62,13 +63,13 @@ fn stream_ids_follow_go() {
 fn ids_exhaust_with_a_typed_error() {
     let now = Instant::now();
     let mut client = Engine::new(Role::Client, Config::default(), now);
-    client.next_id = u64::from(u32::MAX) - 2;
+    client.ids = IdAllocator::new(Role::Client, Some(u32::MAX - 2));
     assert_eq!(client.open().unwrap(), StreamId(0xFFFF_FFFD));
     assert_eq!(client.open().unwrap(), StreamId(0xFFFF_FFFF));
     assert_eq!(client.open(), Err(OpenError::IdsExhausted));
     assert_eq!(client.open(), Err(OpenError::IdsExhausted));
     let mut server = Engine::new(Role::Server, Config::default(), now);
-    server.next_id = u64::from(u32::MAX) - 1;
+    server.ids = IdAllocator::new(Role::Server, Some(u32::MAX - 1));
     assert_eq!(server.open().unwrap(), StreamId(0xFFFF_FFFE));
     assert_eq!(server.open(), Err(OpenError::IdsExhausted));
     // Nothing is sent for the failed opens.
@@ -173,8 +174,8 @@ fn half_close_keeps_reading_both_ways() {
         pair.client.engine.close_stream(c);
         pair.server.engine.close_stream(s);
         assert!(sent_frames(&mut pair.client.engine, pair.now).is_empty());
-        assert!(pair.client.engine.streams.is_empty());
-        assert!(pair.server.engine.streams.is_empty());
+        assert!(pair.client.engine.streams.len() == 0);
+        assert!(pair.server.engine.streams.len() == 0);
     }
 }
 
@@ -221,7 +222,7 @@ fn closing_a_stream_drops_unread_data_and_refunds() {
     assert_eq!(pair.server.engine.stats().buffered_in, 50_000);
     pair.server.engine.close_stream(s);
     assert_eq!(pair.server.engine.stats().buffered_in, 0);
-    assert_eq!(pair.server.engine.bucket, 4 << 20);
+    assert_eq!(pair.server.engine.budget.unused(), 4 << 20);
     pair.drive();
     // The client got the FIN; its writes still succeed (as Go's since v1.5.54) and the
     // server drops them uncharged.
@@ -229,7 +230,7 @@ fn closing_a_stream_drops_unread_data_and_refunds() {
     pair.client.write_some(c, &[1u8; 1000]);
     pair.drive();
     assert_eq!(pair.server.engine.stats().buffered_in, 0);
-    assert_eq!(pair.server.engine.bucket, 4 << 20);
+    assert_eq!(pair.server.engine.budget.unused(), 4 << 20);
     assert_eq!(
         pair.server.engine.read(s, &mut [0; 4]),
         Err(StreamError::UnknownStream)
