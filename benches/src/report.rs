@@ -1,5 +1,7 @@
 //! The comparison's results: one [`Row`] per system, printed as tables with ratios to raw TCP
-//! and to Go smux, as JSON, as an SVG chart, and checked against the project's targets.
+//! and to Go smux, as JSON, as an SVG chart, and checked against the project's targets. With
+//! `compare --baseline`, smux-rs rows also carry a [`Base`], shown beside them as new/base
+//! and checked for [`regressions`].
 
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -111,6 +113,18 @@ pub struct Row {
     pub values: BTreeMap<&'static str, f64>,
     /// Why a metric has no value, by metric key.
     pub notes: BTreeMap<&'static str, String>,
+    /// The same system measured by the baseline binary, for an A/B row.
+    pub base: Option<Base>,
+}
+
+/// A row's baseline (`compare --baseline`): the same system measured by a `compare` binary
+/// built from a base commit, in the same rounds as the row's own figures.
+#[derive(Debug, Clone, Default)]
+pub struct Base {
+    /// Measured values by metric key.
+    pub values: BTreeMap<&'static str, f64>,
+    /// Why a metric has no value, by metric key.
+    pub notes: BTreeMap<&'static str, String>,
 }
 
 impl Row {
@@ -123,6 +137,7 @@ impl Row {
             config,
             values: BTreeMap::new(),
             notes: BTreeMap::new(),
+            base: None,
         }
     }
 
@@ -174,6 +189,7 @@ pub fn table(rows: &[Row]) -> String {
         .unwrap_or(10)
         .max(10);
     let raw = rows.iter().find(|r| r.kind == Kind::Raw);
+    let ab = rows.iter().any(|r| r.base.is_some());
     for m in METRICS {
         let better = if m.higher_is_better {
             "higher"
@@ -181,11 +197,12 @@ pub fn table(rows: &[Row]) -> String {
             "lower"
         };
         let _ = writeln!(out, "\n{} ({}, {} is better)", m.title, m.unit, better);
-        let _ = writeln!(
+        let _ = write!(
             out,
             "  {:width$}  {:>10}  {:>10}  {:>10}",
             "system", "value", "vs raw TCP", "vs Go smux"
         );
+        let _ = writeln!(out, "{}", if ab { "        base    new/base" } else { "" });
         for row in rows {
             let Some(&v) = row.values.get(m.key) else {
                 let why = row.notes.get(m.key).map_or("not run", String::as_str);
@@ -194,13 +211,28 @@ pub fn table(rows: &[Row]) -> String {
             };
             let raw_v = raw.and_then(|r| r.values.get(m.key).copied());
             let go_v = go_reference(rows, row).and_then(|r| r.values.get(m.key).copied());
-            let _ = writeln!(
+            let _ = write!(
                 out,
                 "  {:width$}  {:>10}  {:>10}  {:>10}",
                 row.name,
                 fmt_value(v),
                 ratio(v, raw_v),
                 ratio(v, go_v)
+            );
+            let _ = writeln!(
+                out,
+                "{}",
+                row.base.as_ref().map_or(String::new(), |b| {
+                    match b.values.get(m.key) {
+                        Some(&base) => {
+                            format!("  {:>10}  {:>10}", fmt_value(base), ratio(v, Some(base)))
+                        }
+                        None => format!(
+                            "  base: {}",
+                            b.notes.get(m.key).map_or("not run", String::as_str)
+                        ),
+                    }
+                })
             );
         }
     }
@@ -329,25 +361,174 @@ pub fn targets(rows: &[Row]) -> String {
     out
 }
 
-/// Everything as JSON.
+/// How much worse than its baseline a smux-rs figure may be before it is a regression, as a
+/// fraction of the baseline: 5% for throughput and p50 round trips, 15% for the noisier p99
+/// round trips and open + close. `None` for the figures not judged (memory, allocations).
+pub fn tolerance(key: &str) -> Option<f64> {
+    match key {
+        "bulk1" | "bulk16" | "bulk256" | "rtt_p50" | "hol_p50" => Some(0.05),
+        "rtt_p99" | "hol_p99" | "open_close" => Some(0.15),
+        _ => None,
+    }
+}
+
+/// How much worse `new` is than `base` on `m`, as a fraction of `base`: 0.1 for a throughput
+/// 10% lower or a latency 10% higher, negative for better.
+fn worse_by(m: &Metric, new: f64, base: f64) -> f64 {
+    if m.higher_is_better {
+        (base - new) / base
+    } else {
+        (new - base) / base
+    }
+}
+
+/// A smux-rs figure worse than its baseline by more than its [`tolerance`].
+#[derive(Debug, Clone)]
+pub struct Regression {
+    /// The row's name.
+    pub system: String,
+    /// The metric.
+    pub metric: &'static Metric,
+    /// This binary's value.
+    pub new: f64,
+    /// The baseline's value.
+    pub base: f64,
+    /// The tolerance it exceeds.
+    pub tolerance: f64,
+}
+
+impl std::fmt::Display for Regression {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}: {} {} vs base {} {} ({:.2}x, {:.0}% worse, tolerance {:.0}%)",
+            self.system,
+            self.metric.title,
+            fmt_value(self.new),
+            fmt_value(self.base),
+            self.metric.unit,
+            self.new / self.base,
+            worse_by(self.metric, self.new, self.base) * 100.0,
+            self.tolerance * 100.0
+        )
+    }
+}
+
+/// Every smux-rs figure worse than its baseline beyond [`tolerance`], in report order.
+pub fn regressions(rows: &[Row]) -> Vec<Regression> {
+    let mut out = Vec::new();
+    for row in rows.iter().filter(|r| r.kind == Kind::Ours) {
+        let Some(b) = &row.base else { continue };
+        for m in METRICS {
+            let (Some(&new), Some(&base), Some(t)) =
+                (row.values.get(m.key), b.values.get(m.key), tolerance(m.key))
+            else {
+                continue;
+            };
+            if base > 0.0 && worse_by(m, new, base) > t {
+                out.push(Regression {
+                    system: row.name.clone(),
+                    metric: m,
+                    new,
+                    base,
+                    tolerance: t,
+                });
+            }
+        }
+    }
+    out
+}
+
+/// The A/B verdict: a summary line, then every [`Regression`] on a line of its own.
+pub fn ab_summary(rows: &[Row]) -> String {
+    // The judged figures of every A/B row: whether each has both values.
+    let judged: Vec<bool> = rows
+        .iter()
+        .filter(|r| r.kind == Kind::Ours)
+        .filter_map(|r| Some((r, r.base.as_ref()?)))
+        .flat_map(|(r, b)| {
+            METRICS
+                .iter()
+                .filter(|m| tolerance(m.key).is_some())
+                .map(move |m| r.values.contains_key(m.key) && b.values.contains_key(m.key))
+        })
+        .collect();
+    let compared = judged.iter().filter(|&&both| both).count();
+    let missing = match judged.len() - compared {
+        0 => String::new(),
+        n => format!(", {n} without both values"),
+    };
+    let found = regressions(rows);
+    let rule = "throughput and p50 more than 5% worse, p99 and open+close more than 15% worse";
+    let mut out = if found.is_empty() {
+        format!(
+            "A/B against the baseline: no regression in {compared} smux-rs figures{missing} \
+             ({rule})"
+        )
+    } else {
+        format!(
+            "A/B against the baseline: {} REGRESSIONS in {compared} smux-rs figures{missing} \
+             ({rule}):",
+            found.len()
+        )
+    };
+    for r in &found {
+        let _ = write!(out, "\n  {r}");
+    }
+    out
+}
+
+/// Everything as JSON; with baselines, each A/B row's `base` (values, notes and new/base
+/// ratios) and an `ab` section with the tolerances and the regressions.
 pub fn json(rows: &[Row], meta: Value) -> Value {
     let systems: Vec<Value> = rows
         .iter()
         .map(|r| {
-            json!({
+            let mut system = json!({
                 "name": r.name,
                 "version": r.version,
                 "config": r.config,
                 "values": r.values,
                 "notes": r.notes,
-            })
+            });
+            if let Some(b) = &r.base {
+                let ratios: BTreeMap<&str, f64> = b
+                    .values
+                    .iter()
+                    .filter(|(_, &base)| base >= 0.01)
+                    .filter_map(|(&k, &base)| Some((k, r.values.get(k)? / base)))
+                    .collect();
+                system["base"] = json!({"values": b.values, "notes": b.notes, "ratios": ratios});
+            }
+            system
         })
         .collect();
     let metrics: Vec<Value> = METRICS
         .iter()
         .map(|m| json!({"key": m.key, "title": m.title, "unit": m.unit, "higher_is_better": m.higher_is_better}))
         .collect();
-    json!({"meta": meta, "metrics": metrics, "systems": systems})
+    let mut out = json!({"meta": meta, "metrics": metrics, "systems": systems});
+    if rows.iter().any(|r| r.base.is_some()) {
+        let tolerances: BTreeMap<&str, f64> = METRICS
+            .iter()
+            .filter_map(|m| Some((m.key, tolerance(m.key)?)))
+            .collect();
+        let found: Vec<Value> = regressions(rows)
+            .iter()
+            .map(|r| {
+                json!({
+                    "system": r.system,
+                    "metric": r.metric.key,
+                    "new": r.new,
+                    "base": r.base,
+                    "ratio": r.new / r.base,
+                    "tolerance": r.tolerance,
+                })
+            })
+            .collect();
+        out["ab"] = json!({"tolerances": tolerances, "regressions": found});
+    }
+    out
 }
 
 fn escape(s: &str) -> String {
@@ -466,6 +647,63 @@ mod tests {
         let t = targets(&rows);
         assert!(t.contains("met    bulk1 >= 0.8x raw TCP (0.80x)"), "{t}");
         assert!(t.contains("met    ahead on bulk, 1 stream"), "{t}");
+    }
+
+    /// An A/B row shows its base value and new/base, and only the figures beyond their
+    /// tolerance (in the worse direction) are regressions.
+    #[test]
+    fn baselines_are_shown_and_judged() {
+        let mut ours = row(
+            "ours",
+            Kind::Ours,
+            Some(1),
+            &[
+                ("bulk1", 940.0),
+                ("bulk16", 960.0),
+                ("rtt_p50", 11.0),
+                ("rtt_p99", 110.0),
+                ("open_close", 800.0),
+                ("idle_client", 900.0),
+            ],
+        );
+        let mut base = Base::default();
+        base.values.extend([
+            ("bulk1", 1000.0),
+            ("bulk16", 1000.0),
+            ("rtt_p50", 12.0),
+            ("rtt_p99", 100.0),
+            ("open_close", 1000.0),
+            ("idle_client", 500.0),
+        ]);
+        base.notes.insert("bulk256", "failed: boom".into());
+        ours.values.insert("bulk256", 1.0);
+        ours.base = Some(base);
+        let rows = vec![ours, row("go", Kind::GoSmux, Some(1), &[("bulk1", 500.0)])];
+        let t = table(&rows);
+        let line = t
+            .lines()
+            .find(|l| l.starts_with("  ours") && l.contains("940"))
+            .unwrap();
+        assert!(line.contains("1000") && line.contains("0.94x"), "{line}");
+        assert!(t.contains("base: failed: boom"), "{t}");
+        let found: Vec<&str> = regressions(&rows).iter().map(|r| r.metric.key).collect();
+        assert_eq!(found, ["bulk1", "open_close"]);
+        let s = ab_summary(&rows);
+        assert!(
+            s.contains("2 REGRESSIONS in 5 smux-rs figures, 3 without both"),
+            "{s}"
+        );
+        assert!(
+            s.contains("ours: bulk, 1 stream 940 vs base 1000 MB/s (0.94x"),
+            "{s}"
+        );
+        let j = json(&rows, json!({}));
+        assert_eq!(j["ab"]["regressions"][1]["metric"], "open_close");
+        assert_eq!(j["systems"][0]["base"]["ratios"]["bulk16"], 0.96);
+        assert!(j["systems"][1].get("base").is_none());
+        let plain = vec![row("ours", Kind::Ours, Some(1), &[("bulk1", 1.0)])];
+        assert!(!table(&plain).contains("new/base"));
+        assert!(json(&plain, json!({})).get("ab").is_none());
     }
 
     /// A missing value shows its reason in the table and the chart, and a lost comparison is

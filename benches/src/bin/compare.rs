@@ -1,13 +1,19 @@
 //! `compare`: smux-rs side by side with raw TCP, Go's xtaci/smux and hashicorp/yamux,
 //! rust-yamux and async_smux, on the same workloads in one run, client and server in separate
 //! processes. Run `cargo run --release -p benches --bin compare -- --help`.
+//!
+//! With `--baseline PATH`, every smux-rs row is also an A/B: PATH is a `compare` binary built
+//! from a base commit, and in every round the runner measures each smux-rs system once with
+//! this binary and once with PATH, through the hidden `one-shot` subcommand both of them
+//! have (see [`ONE_SHOT_PROTOCOL`]).
 
-use benches::report::{self, Kind, Row};
+use benches::report::{self, Base, Kind, Row};
 use benches::systems::{self, Rt, Settings, System};
 use benches::wire;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde_json::{json, Value};
 use stats_alloc::{StatsAlloc, INSTRUMENTED_SYSTEM};
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -32,10 +38,15 @@ struct Cli {
     /// Smaller workloads and one run each: under 30 s.
     #[arg(long)]
     quick: bool,
+    /// Rounds of every workload, the median kept (default 3, or 1 with --quick). More rounds
+    /// make an A/B with --baseline steadier.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    rounds: Option<u32>,
     /// Run only the systems whose name contains one of these (e.g. `--only tokio --only Go`).
     #[arg(long, value_name = "TEXT")]
     only: Vec<String>,
-    /// Exit non-zero if any system could not run or any workload failed (for CI).
+    /// Exit non-zero if any system could not run or any workload failed (for CI), or with
+    /// --baseline if any smux-rs figure is worse than base beyond tolerance.
     #[arg(long)]
     strict: bool,
     /// Where the JSON and the SVG chart go.
@@ -44,6 +55,25 @@ struct Cli {
     /// The Go bench peer (built by `interop-tests/go/build.sh` if missing and Go is installed).
     #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../interop-tests/go/bin/go-bench"))]
     go_bench: PathBuf,
+    /// A/B every smux-rs row against PATH, a `compare` binary built from a base commit
+    ///
+    /// In every round, each smux-rs system is measured once by this binary and once by PATH
+    /// (in alternating order), each run with a fresh server and client of its own binary, so
+    /// both sides get the same rounds and the same drift of the machine. The table then shows,
+    /// for every smux-rs row, the base value and new/base; compare.json gains the same; a
+    /// summary lists every throughput or p50 figure more than 5% worse than base and every p99
+    /// or open + close figure more than 15% worse (with --strict, any of them is an error).
+    /// Go and the other systems run once, as without the flag. One round (--quick) is too
+    /// noisy for a verdict: use the full 3 rounds or more (--rounds).
+    ///
+    /// Build PATH from the base commit with:
+    ///   git worktree add /tmp/base REV
+    ///   cargo build --release -p benches --bin compare --manifest-path /tmp/base/Cargo.toml
+    /// and pass --baseline /tmp/base/target/release/compare. The base must itself have
+    /// `compare --baseline` (its hidden `one-shot` subcommand): a binary from an older commit
+    /// is refused with an error saying so.
+    #[arg(long, value_name = "PATH", verbatim_doc_comment)]
+    baseline: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -51,6 +81,9 @@ enum PeerCommand {
     /// One side of a measurement (the runner starts these itself).
     #[command(subcommand, hide = true)]
     Peer(Peer),
+    /// One whole measurement, for a runner with `--baseline` (see [`ONE_SHOT_PROTOCOL`]).
+    #[command(subcommand, hide = true)]
+    OneShot(OneShot),
 }
 
 #[derive(Debug, Subcommand)]
@@ -66,21 +99,68 @@ enum Peer {
     Client {
         #[arg(long)]
         connect: SocketAddr,
-        #[arg(long, value_enum)]
-        workload: Workload,
-        #[arg(long, default_value_t = 1)]
-        streams: usize,
-        #[arg(long, default_value_t = 16 << 20)]
-        bytes: u64,
-        #[arg(long, default_value_t = 2000)]
-        count: usize,
-        #[arg(long, default_value_t = 64)]
-        size: usize,
-        #[arg(long, default_value_t = 16)]
-        concurrency: usize,
+        #[command(flatten)]
+        load: Load,
         #[command(flatten)]
         common: Common,
     },
+}
+
+/// The version of the protocol between `compare --baseline` and the baseline binary. The
+/// runner first runs `PATH one-shot probe`, which prints `compare one-shot protocol N`, and
+/// refuses PATH unless N is this version; then, for every run of a smux-rs system, it runs
+/// `PATH one-shot run` with the system, every setting of [`Common`], the workload and the
+/// sizes of [`Load`] it uses (so that no default of either binary matters), which starts a
+/// server and a client of PATH, and reads the client's JSON answer, the one line PATH prints
+/// on stdout. Raise it when any of that changes.
+const ONE_SHOT_PROTOCOL: u32 = 1;
+
+/// What `one-shot probe` prints before the protocol version.
+const ONE_SHOT_PROBE: &str = "compare one-shot protocol ";
+
+#[derive(Debug, Subcommand)]
+enum OneShot {
+    /// Print `compare one-shot protocol N`.
+    Probe,
+    /// Measure one run of one workload on one system, with a fresh server and client of this
+    /// binary, and print the client's answer as one JSON line (for `idle`: the memory per
+    /// stream on each side, `client_bytes` and `server_bytes`).
+    Run {
+        #[command(flatten)]
+        load: Load,
+        #[command(flatten)]
+        common: Common,
+    },
+}
+
+/// A workload and its size, as a client runs it.
+#[derive(Debug, Args, Clone)]
+struct Load {
+    #[arg(long, value_enum)]
+    workload: Workload,
+    #[arg(long, default_value_t = 1)]
+    streams: usize,
+    #[arg(long, default_value_t = 16 << 20)]
+    bytes: u64,
+    #[arg(long, default_value_t = 2000)]
+    count: usize,
+    #[arg(long, default_value_t = 64)]
+    size: usize,
+    #[arg(long, default_value_t = 16)]
+    concurrency: usize,
+}
+
+impl Load {
+    /// Every size argument, for a client of this load.
+    fn args(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("streams", self.streams.to_string()),
+            ("bytes", self.bytes.to_string()),
+            ("count", self.count.to_string()),
+            ("size", self.size.to_string()),
+            ("concurrency", self.concurrency.to_string()),
+        ]
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -142,6 +222,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.peer {
         Some(PeerCommand::Peer(peer)) => run_peer(peer),
+        Some(PeerCommand::OneShot(one_shot)) => run_one_shot(one_shot),
         None => run_comparison(&cli),
     };
     match result {
@@ -173,14 +254,17 @@ fn run_peer(peer: Peer) -> Result<(), String> {
         }
         Peer::Client {
             connect,
-            workload,
-            streams,
-            bytes,
-            count,
-            size,
-            concurrency,
+            load,
             common,
         } => {
+            let Load {
+                workload,
+                streams,
+                bytes,
+                count,
+                size,
+                concurrency,
+            } = load;
             let rt = Rt::for_system(common.system).map_err(|e| e.to_string())?;
             let opener = systems::connect(&rt, common.system, &common.settings(), connect)
                 .map_err(|e| format!("connect {connect}: {e}"))?;
@@ -205,6 +289,30 @@ fn run_peer(peer: Peer) -> Result<(), String> {
             std::process::exit(0);
         }
     }
+}
+
+/// Runs `one-shot`: the protocol probe, or one measurement with a server and a client of this
+/// very binary.
+fn run_one_shot(one_shot: OneShot) -> Result<(), String> {
+    let (load, common) = match one_shot {
+        OneShot::Probe => {
+            println!("{ONE_SHOT_PROBE}{ONE_SHOT_PROTOCOL}");
+            return Ok(());
+        }
+        OneShot::Run { load, common } => (load, common),
+    };
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let program =
+        Program::rust(&exe, common.system).with_settings(common.settings(), common.write_size);
+    let answer = if load.workload == Workload::Idle {
+        let (c, s) = idle(&program, load.streams)?;
+        json!({"workload": "idle", "streams": load.streams, "client_bytes": c, "server_bytes": s})
+    } else {
+        let (_server, addr) = start_server(&program)?;
+        client(&program, &addr, load.workload.arg(), &load.args())?
+    };
+    println!("{answer}");
+    Ok(())
 }
 
 /// A listener with a deep accept queue: raw TCP opens 256 connections at once, and std's
@@ -336,45 +444,70 @@ fn entries() -> Vec<Entry> {
 /// Runs every system through every workload and prints the report.
 fn run_comparison(cli: &Cli) -> Result<(), String> {
     let started = Instant::now();
-    let sizes = Sizes::new(cli.quick);
+    let mut sizes = Sizes::new(cli.quick);
+    if let Some(rounds) = cli.rounds {
+        sizes.runs = rounds as usize;
+    }
     let entries: Vec<Entry> = entries()
         .into_iter()
         .filter(|e| cli.only.is_empty() || cli.only.iter().any(|o| e.name.contains(o.as_str())))
         .collect();
     let self_exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let out = std::path::absolute(&cli.out).map_err(|e| e.to_string())?;
+    let baseline = cli.baseline.as_deref().map(probe_baseline).transpose()?;
     let go = go_bench(
         &cli.go_bench,
         entries.iter().any(|e| matches!(e.launch, Launch::Go(_))),
     );
+    let ab_rows = entries.iter().filter(|e| e.kind == Kind::Ours).count();
     eprintln!(
-        "compare: {} systems, {} mode{}",
+        "compare: {} systems, {} mode{}{}",
         entries.len(),
         if cli.quick { "quick" } else { "full" },
         if cli.quick {
             ""
         } else {
             " (--quick for a 30-second run)"
-        }
+        },
+        baseline.as_ref().map_or(String::new(), |b| format!(
+            ", {ab_rows} smux-rs systems A/B against {}",
+            b.display()
+        ))
     );
+    if baseline.is_some() && ab_rows == 0 {
+        eprintln!("compare: --baseline has nothing to compare: no smux-rs system selected");
+    }
     let mut rows = Vec::new();
-    let mut programs = Vec::new();
+    let mut plans = Vec::new();
     for entry in &entries {
         let mut row = Row::new(&entry.name, entry.kind, entry.version, entry.config.clone());
-        let program = match (&entry.launch, &go) {
-            (Launch::Rust(system), _) => Some(Program::rust(&self_exe, *system)),
-            (Launch::Go(system), Ok(path)) => Some(Program::go(path, system)),
-            (Launch::Go(_), Err(why)) => {
+        let s = settings(entry.version.unwrap_or(1));
+        let plan = match (&entry.launch, &go, &baseline) {
+            (Launch::Rust(system), _, Some(base)) if entry.kind == Kind::Ours => {
+                row.base = Some(Base::default());
+                let side = |exe: &Path| Side::OneShot(Program::one_shot(exe, *system));
+                Plan {
+                    new: Some(side(&self_exe)),
+                    base: Some(side(base)),
+                }
+            }
+            (Launch::Rust(system), _, _) => Plan::served(Program::rust(&self_exe, *system)),
+            (Launch::Go(system), Ok(path), _) => Plan::served(Program::go(path, system)),
+            (Launch::Go(_), Err(why), _) => {
                 row.fill_missing(why);
-                None
+                Plan::default()
             }
         };
-        programs.push(program.map(|p| p.with_settings(settings(entry.version.unwrap_or(1)))));
+        plans.push(plan.with_settings(s));
         rows.push(row);
     }
-    measure_all(&programs, &sizes, &mut rows);
+    measure_all(&plans, &sizes, &mut rows);
     println!("{}", report::table(&rows));
     println!("targets (smux-rs rows):\n{}", report::targets(&rows));
+    let regressions = report::regressions(&rows);
+    if baseline.is_some() {
+        println!("{}", report::ab_summary(&rows));
+    }
     std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
     let meta = json!({
         "quick": cli.quick,
@@ -383,6 +516,8 @@ fn run_comparison(cli: &Cli) -> Result<(), String> {
         "bulk_bytes_per_run": sizes.bulk_total,
         "bulk_runs": sizes.runs,
         "write_size": WRITE_SIZE,
+        "baseline": baseline.as_ref().map(|b| b.display().to_string()),
+        "one_shot_protocol": ONE_SHOT_PROTOCOL,
     });
     let json_path = out.join("compare.json");
     let svg_path = out.join("compare.svg");
@@ -397,11 +532,19 @@ fn run_comparison(cli: &Cli) -> Result<(), String> {
         svg_path.display(),
         started.elapsed().as_secs_f64()
     );
-    let failed: Vec<String> = rows
+    let own = rows
         .iter()
-        .flat_map(|r| r.notes.iter().map(move |(k, why)| (r, k, why)))
+        .flat_map(|r| r.notes.iter().map(move |(k, why)| (r.name.clone(), k, why)));
+    let base = rows.iter().flat_map(|r| {
+        r.base
+            .iter()
+            .flat_map(|b| b.notes.iter())
+            .map(move |(k, why)| (format!("{} (base)", r.name), k, why))
+    });
+    let failed: Vec<String> = own
+        .chain(base)
         .filter(|(_, _, why)| !why.starts_with("n/a"))
-        .map(|(r, k, why)| format!("{} {k}: {why}", r.name))
+        .map(|(name, k, why)| format!("{name} {k}: {why}"))
         .collect();
     if cli.strict && !failed.is_empty() {
         return Err(format!(
@@ -410,7 +553,65 @@ fn run_comparison(cli: &Cli) -> Result<(), String> {
             failed.join("; ")
         ));
     }
+    if cli.strict && !regressions.is_empty() {
+        return Err(format!(
+            "{} smux-rs figures worse than the baseline beyond tolerance",
+            regressions.len()
+        ));
+    }
     Ok(())
+}
+
+/// Checks that `path` is a `compare` binary that speaks this runner's [`ONE_SHOT_PROTOCOL`],
+/// and returns it made absolute.
+fn probe_baseline(path: &Path) -> Result<PathBuf, String> {
+    let path = std::path::absolute(path).map_err(|e| e.to_string())?;
+    let build = "The base must be a commit that has `compare --baseline`; build its compare \
+        with\n  \
+        git worktree add /tmp/base <rev>\n  \
+        cargo build --release -p benches --bin compare --manifest-path /tmp/base/Cargo.toml\n\
+        and pass --baseline /tmp/base/target/release/compare";
+    if !path.is_file() {
+        return Err(format!(
+            "--baseline {}: no such file.\n{build}",
+            path.display()
+        ));
+    }
+    let mut probe = Command::new(&path);
+    probe
+        .args(["one-shot", "probe"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut probe = Proc::start(probe)?;
+    let timeout = Duration::from_secs(20);
+    // Its first line on stdout, or what went wrong instead.
+    let answer = match probe.lines.recv_timeout(timeout) {
+        Ok(line) => Ok(line),
+        Err(mpsc::RecvTimeoutError::Timeout) => Err(format!("gave no answer in {timeout:?}")),
+        Err(mpsc::RecvTimeoutError::Disconnected) => Err(probe
+            .last_words()
+            .first()
+            .map_or("exited without a word".into(), |l| format!("said {l:?}"))),
+    };
+    let version = answer
+        .as_deref()
+        .ok()
+        .and_then(|line| line.strip_prefix(ONE_SHOT_PROBE)?.parse::<u32>().ok());
+    match version {
+        Some(ONE_SHOT_PROTOCOL) => Ok(path),
+        Some(theirs) => Err(format!(
+            "--baseline {} speaks one-shot protocol {theirs}, this runner speaks \
+             {ONE_SHOT_PROTOCOL}: build both from commits with the same protocol",
+            path.display()
+        )),
+        _ => Err(format!(
+            "--baseline {} does not speak compare's one-shot protocol: `one-shot probe` {}.\n\
+             It was probably built from a commit older than `compare --baseline`. {build}",
+            path.display(),
+            answer.map_or_else(|why| why, |line| format!("printed {line:?}"))
+        )),
+    }
 }
 
 /// Finds the Go peer, building it once if Go is installed; the error says why not.
@@ -451,6 +652,14 @@ impl Program {
         }
     }
 
+    /// `exe one-shot run` for `system`: one whole measurement by that `compare` binary.
+    fn one_shot(exe: &Path, system: System) -> Self {
+        Program {
+            prefix: vec!["one-shot".into()],
+            ..Program::rust(exe, system)
+        }
+    }
+
     fn go(path: &Path, system: &str) -> Self {
         Program {
             path: path.to_path_buf(),
@@ -460,13 +669,13 @@ impl Program {
         }
     }
 
-    fn with_settings(mut self, s: Settings) -> Self {
+    fn with_settings(mut self, s: Settings, write_size: usize) -> Self {
         self.settings = [
             ("--version", s.version as usize),
             ("--frame", s.frame),
             ("--window", s.window),
             ("--receive-buffer", s.receive_buffer),
-            ("--write-size", WRITE_SIZE),
+            ("--write-size", write_size),
         ]
         .iter()
         .flat_map(|(k, v)| [k.to_string(), v.to_string()])
@@ -516,9 +725,7 @@ impl Proc {
             Ok(line) => Ok(line),
             Err(mpsc::RecvTimeoutError::Timeout) => Err(format!("no answer in {timeout:?}")),
             Err(mpsc::RecvTimeoutError::Disconnected) => {
-                let _ = self.child.wait();
-                let said: Vec<String> = self.errors.try_iter().collect();
-                let said = said.join(" ");
+                let said = self.last_words().join(" ");
                 Err(if said.is_empty() {
                     "peer exited".into()
                 } else {
@@ -526,6 +733,20 @@ impl Proc {
                 })
             }
         }
+    }
+
+    /// Once stdout has closed: waits for the peer and returns the non-empty lines of its
+    /// stderr.
+    fn last_words(&mut self) -> Vec<String> {
+        let _ = self.child.wait();
+        // Until its stderr closes too (at once, as it has exited).
+        let mut said = Vec::new();
+        while let Ok(line) = self.errors.recv_timeout(Duration::from_secs(1)) {
+            if !line.trim().is_empty() {
+                said.push(line);
+            }
+        }
+        said
     }
 
     fn json(&mut self, timeout: Duration) -> Result<Value, String> {
@@ -592,17 +813,19 @@ fn start_client(
     workload: &str,
     args: &[(&str, String)],
 ) -> Result<Proc, String> {
-    let mut extra = vec![
-        "--connect".to_string(),
-        addr.to_string(),
-        "--workload".into(),
-        workload.into(),
-    ];
-    for (k, v) in args {
-        extra.push(format!("--{k}"));
-        extra.push(v.clone());
-    }
+    let mut extra = vec!["--connect".to_string(), addr.to_string()];
+    extra.extend(load_args(workload, args));
     Proc::start(program.command("client", &extra))
+}
+
+/// `--workload W` and `args` as command-line arguments.
+fn load_args(workload: &str, args: &[(&str, String)]) -> Vec<String> {
+    let mut out = vec!["--workload".to_string(), workload.to_string()];
+    for (k, v) in args {
+        out.push(format!("--{k}"));
+        out.push(v.clone());
+    }
+    out
 }
 
 /// Runs one workload and returns its answer.
@@ -613,6 +836,86 @@ fn client(
     args: &[(&str, String)],
 ) -> Result<Value, String> {
     start_client(program, addr, workload, args)?.json(TIMEOUT)
+}
+
+/// Runs one whole measurement with `program`'s `one-shot run` and returns its answer.
+fn one_shot(program: &Program, workload: &str, args: &[(&str, String)]) -> Result<Value, String> {
+    let mut proc = Proc::start(program.command("run", &load_args(workload, args)))?;
+    proc.json(TIMEOUT + Duration::from_secs(30))
+}
+
+/// How the runner measures one side of a row.
+#[derive(Debug, Clone)]
+enum Side {
+    /// Clients of the program against one long-lived server of it (memory: a fresh one).
+    Served(Program),
+    /// The program's `one-shot run` (see [`ONE_SHOT_PROTOCOL`]): a fresh server and client
+    /// for every run. Both sides of an A/B row are measured this way, so that they differ
+    /// only in the binary.
+    OneShot(Program),
+}
+
+impl Side {
+    fn with_settings(self, s: Settings) -> Self {
+        match self {
+            Side::Served(p) => Side::Served(p.with_settings(s, WRITE_SIZE)),
+            Side::OneShot(p) => Side::OneShot(p.with_settings(s, WRITE_SIZE)),
+        }
+    }
+
+    /// A long-lived server, for a served side.
+    fn start_server(&self) -> Option<Result<(Proc, String), String>> {
+        match self {
+            Side::Served(p) => Some(start_server(p)),
+            Side::OneShot(_) => None,
+        }
+    }
+
+    /// One run of `job`; `addr` is the address of a served side's server.
+    fn run(&self, addr: Option<&str>, job: &Job) -> Result<Value, String> {
+        match (self, addr) {
+            (Side::Served(p), Some(addr)) => client(p, addr, job.workload, &job.args),
+            (Side::Served(_), None) => Err("no server".into()),
+            (Side::OneShot(p), _) => one_shot(p, job.workload, &job.args),
+        }
+    }
+
+    /// Memory per idle stream on each side, against a fresh server.
+    fn idle(&self) -> Result<(f64, f64), String> {
+        match self {
+            Side::Served(p) => idle(p, IDLE_STREAMS),
+            Side::OneShot(p) => {
+                let v = one_shot(p, "idle", &[("streams", IDLE_STREAMS.to_string())])?;
+                Ok((num(&v, "client_bytes")?, num(&v, "server_bytes")?))
+            }
+        }
+    }
+}
+
+/// What the runner measures for one row: the row's own system, and with `--baseline` (for
+/// a smux-rs row) the same system in the baseline binary.
+#[derive(Debug, Clone, Default)]
+struct Plan {
+    /// This binary's side; `None` when the system cannot run (no Go).
+    new: Option<Side>,
+    /// The baseline's side, for an A/B row.
+    base: Option<Side>,
+}
+
+impl Plan {
+    fn served(program: Program) -> Self {
+        Plan {
+            new: Some(Side::Served(program)),
+            base: None,
+        }
+    }
+
+    fn with_settings(self, s: Settings) -> Self {
+        Plan {
+            new: self.new.map(|side| side.with_settings(s)),
+            base: self.base.map(|side| side.with_settings(s)),
+        }
+    }
 }
 
 fn num(v: &Value, key: &str) -> Result<f64, String> {
@@ -683,18 +986,24 @@ fn jobs(sizes: &Sizes) -> Vec<Job> {
 }
 
 /// Runs every workload on every system, workload by workload and in rounds (each round
-/// runs every system once), so that a drift of the machine over the run hits all systems
-/// alike; each figure is the median run. Then memory per idle stream, against fresh servers.
-fn measure_all(programs: &[Option<Program>], sizes: &Sizes, rows: &mut [Row]) {
+/// runs every system once and, with `--baseline`, every smux-rs system's baseline next to
+/// it, which of the two first alternating from round to round), so that a drift of the
+/// machine over the run hits all systems and both sides of an A/B alike; each figure is the
+/// median run. Then memory per idle stream, against fresh servers.
+fn measure_all(plans: &[Plan], sizes: &Sizes, rows: &mut [Row]) {
     let mut servers: Vec<Option<(Proc, String)>> = Vec::new();
-    for (program, row) in programs.iter().zip(rows.iter_mut()) {
-        servers.push(program.as_ref().and_then(|p| match start_server(p) {
-            Ok(s) => Some(s),
-            Err(e) => {
+    let mut runnable = Vec::new();
+    for (plan, row) in plans.iter().zip(rows.iter_mut()) {
+        let server = plan.new.as_ref().and_then(Side::start_server);
+        runnable.push(plan.new.is_some() && !matches!(server, Some(Err(_))));
+        servers.push(match server {
+            Some(Ok(s)) => Some(s),
+            Some(Err(e)) => {
                 row.fill_missing(&format!("failed: {e}"));
                 None
             }
-        }));
+            None => None,
+        });
     }
     for job in jobs(sizes) {
         eprintln!(
@@ -703,98 +1012,151 @@ fn measure_all(programs: &[Option<Program>], sizes: &Sizes, rows: &mut [Row]) {
             sizes.runs,
             if sizes.runs == 1 { "" } else { "s" }
         );
-        let mut runs: Vec<Vec<Value>> = vec![Vec::new(); rows.len()];
-        let mut failed: Vec<Option<String>> = vec![None; rows.len()];
-        for _ in 0..sizes.runs {
-            for (i, (program, server)) in programs.iter().zip(&servers).enumerate() {
-                let (Some(program), Some((_, addr))) = (program, server) else {
-                    continue;
-                };
-                if failed[i].is_some() {
+        // For every row, its own runs and its baseline's.
+        let mut runs: Vec<[Vec<Value>; 2]> = vec![Default::default(); rows.len()];
+        let mut failed: Vec<[Option<String>; 2]> = vec![Default::default(); rows.len()];
+        for round in 0..sizes.runs {
+            for (i, plan) in plans.iter().enumerate() {
+                if !runnable[i] {
                     continue;
                 }
-                match client(program, addr, job.workload, &job.args) {
-                    Ok(v) => runs[i].push(v),
-                    Err(e) => failed[i] = Some(e),
+                let addr = servers[i].as_ref().map(|(_, addr)| addr.as_str());
+                let mut sides = [(0, &plan.new), (1, &plan.base)];
+                if round % 2 == 1 {
+                    sides.reverse();
+                }
+                for (which, side) in sides {
+                    let Some(side) = side else { continue };
+                    if failed[i][which].is_some() {
+                        continue;
+                    }
+                    match side.run(addr, &job) {
+                        Ok(v) => runs[i][which].push(v),
+                        Err(e) => failed[i][which] = Some(e),
+                    }
                 }
             }
         }
         for (i, row) in rows.iter_mut().enumerate() {
-            if let Some(e) = &failed[i] {
-                for (key, _) in &job.figures {
-                    row.notes.insert(key, format!("failed: {e}"));
+            let [own, base_runs] = std::mem::take(&mut runs[i]);
+            let [own_failed, base_failed] = std::mem::take(&mut failed[i]);
+            let shown = record(&job, own, own_failed, &mut row.values, &mut row.notes);
+            let base = row
+                .base
+                .as_mut()
+                .map(|b| record(&job, base_runs, base_failed, &mut b.values, &mut b.notes));
+            let Some(shown) = shown else { continue };
+            let base = match (base, &row.base) {
+                (Some(Some(b)), _) => format!("   base {}", b.join(" / ")),
+                (Some(None), Some(b)) => {
+                    let why = b.notes.get(job.figures[0].0);
+                    format!("   base {}", why.map_or("not run", String::as_str))
                 }
-                continue;
-            }
-            let (rank_key, rank_field) = job.figures[0];
-            let mut these = std::mem::take(&mut runs[i]);
-            if these.is_empty() {
-                continue;
-            }
-            these.sort_by(|a, b| {
-                num(a, rank_field)
-                    .unwrap_or(0.0)
-                    .total_cmp(&num(b, rank_field).unwrap_or(0.0))
-            });
-            let median = &these[these.len() / 2];
-            let mut shown = Vec::new();
-            for (key, field) in &job.figures {
-                if let Ok(v) = num(median, field) {
-                    row.values.insert(key, v);
-                    shown.push(format!("{v:.1}"));
-                }
-            }
-            if rank_key == "bulk1" {
-                let frames = |bytes: f64| bytes / FRAME as f64;
-                if let (Ok(bytes), Ok(c), Ok(s)) = (
-                    num(median, "bytes"),
-                    num(median, "client_allocs"),
-                    num(median, "server_allocs"),
-                ) {
-                    row.values.insert("allocs_send", c / frames(bytes));
-                    row.values.insert("allocs_recv", s / frames(bytes));
-                }
-            }
-            eprintln!("  {:<22} {}", row.name, shown.join(" / "));
+                _ => String::new(),
+            };
+            eprintln!("  {:<22} {}{base}", row.name, shown.join(" / "));
         }
     }
     drop(servers);
     eprintln!("memory per idle stream ({IDLE_STREAMS} streams, fresh servers)");
-    for (program, row) in programs.iter().zip(rows.iter_mut()) {
-        let Some(program) = program else { continue };
+    for (plan, row) in plans.iter().zip(rows.iter_mut()) {
+        let Some(new) = &plan.new else { continue };
         if row.kind == Kind::Raw {
             let why = "n/a: 10 000 idle sockets measure the kernel";
             row.notes.insert("idle_client", why.into());
             row.notes.insert("idle_server", why.into());
             continue;
         }
-        match idle(program) {
-            Ok((c, s)) => {
-                row.values.insert("idle_client", c);
-                row.values.insert("idle_server", s);
-                eprintln!("  {:<22} client {c:.0} B, server {s:.0} B", row.name);
-            }
-            Err(e) => {
-                row.notes.insert("idle_client", format!("failed: {e}"));
-                row.notes.insert("idle_server", format!("failed: {e}"));
-            }
+        let mut line = record_idle(new.idle(), &mut row.values, &mut row.notes);
+        if let (Some(side), Some(b)) = (&plan.base, row.base.as_mut()) {
+            let base = record_idle(side.idle(), &mut b.values, &mut b.notes);
+            line = format!("{line}   base {base}");
+        }
+        eprintln!("  {:<22} {line}", row.name);
+    }
+}
+
+/// Keeps the median of `runs` (ranked by the job's first figure) as the job's figures in
+/// `values`, or `failure` as their note in `notes`. Returns the figures kept, for the
+/// progress line, or `None` if there were none.
+fn record(
+    job: &Job,
+    mut runs: Vec<Value>,
+    failure: Option<String>,
+    values: &mut BTreeMap<&'static str, f64>,
+    notes: &mut BTreeMap<&'static str, String>,
+) -> Option<Vec<String>> {
+    if let Some(e) = failure {
+        for (key, _) in &job.figures {
+            notes.insert(key, format!("failed: {e}"));
+        }
+        return None;
+    }
+    if runs.is_empty() {
+        return None;
+    }
+    let (rank_key, rank_field) = job.figures[0];
+    runs.sort_by(|a, b| {
+        num(a, rank_field)
+            .unwrap_or(0.0)
+            .total_cmp(&num(b, rank_field).unwrap_or(0.0))
+    });
+    let median = &runs[runs.len() / 2];
+    let mut shown = Vec::new();
+    for (key, field) in &job.figures {
+        if let Ok(v) = num(median, field) {
+            values.insert(key, v);
+            shown.push(format!("{v:.1}"));
+        }
+    }
+    if rank_key == "bulk1" {
+        let frames = |bytes: f64| bytes / FRAME as f64;
+        if let (Ok(bytes), Ok(c), Ok(s)) = (
+            num(median, "bytes"),
+            num(median, "client_allocs"),
+            num(median, "server_allocs"),
+        ) {
+            values.insert("allocs_send", c / frames(bytes));
+            values.insert("allocs_recv", s / frames(bytes));
+        }
+    }
+    Some(shown)
+}
+
+/// Keeps memory per idle stream on each side in `values`, or why not in `notes`, and returns
+/// it as text for the progress line.
+fn record_idle(
+    measured: Result<(f64, f64), String>,
+    values: &mut BTreeMap<&'static str, f64>,
+    notes: &mut BTreeMap<&'static str, String>,
+) -> String {
+    match measured {
+        Ok((c, s)) => {
+            values.insert("idle_client", c);
+            values.insert("idle_server", s);
+            format!("client {c:.0} B, server {s:.0} B")
+        }
+        Err(e) => {
+            notes.insert("idle_client", format!("failed: {e}"));
+            notes.insert("idle_server", format!("failed: {e}"));
+            format!("failed: {e}")
         }
     }
 }
 
-/// Memory per idle stream on each side, against a fresh server: RSS growth while
-/// 10 000 streams are opened and held, divided by 10 000.
-fn idle(program: &Program) -> Result<(f64, f64), String> {
+/// Memory per idle stream on each side, against a fresh server: RSS growth while `streams`
+/// streams are opened and held, divided by their number.
+fn idle(program: &Program, streams: usize) -> Result<(f64, f64), String> {
     let (server, addr) = start_server(program)?;
-    let streams = [("streams", IDLE_STREAMS.to_string())];
-    let mut client = start_client(program, &addr, "idle", &streams)?;
+    let args = [("streams", streams.to_string())];
+    let mut client = start_client(program, &addr, "idle", &args)?;
     expect_phase(&client.json(TIMEOUT)?, "baseline")?;
     let (c0, s0) = (client.rss()?, server.rss()?);
     client.tell()?;
     expect_phase(&client.json(TIMEOUT)?, "ready")?;
     let (c1, s1) = (client.rss()?, server.rss()?);
     client.tell()?;
-    let n = IDLE_STREAMS as f64;
+    let n = streams as f64;
     Ok(((c1 - c0) / n, (s1 - s0) / n))
 }
 
@@ -833,5 +1195,36 @@ mod tests {
             assert!(names.contains(&want), "{want} missing from {names:?}");
         }
         assert_eq!(METRICS.len(), 12);
+    }
+
+    /// What the runner sends a baseline's `one-shot run` is what `one-shot run` takes, for
+    /// every job and every smux-rs system, and the probe answers with the protocol.
+    #[test]
+    fn one_shot_commands_parse() {
+        let exe = Path::new("compare");
+        for quick in [true, false] {
+            for job in jobs(&Sizes::new(quick)) {
+                for system in [System::SmuxTokio, System::SmuxSmol, System::SmuxAsyncStd] {
+                    let program = Program::one_shot(exe, system).with_settings(settings(2), 4096);
+                    let cmd = program.command("run", &load_args(job.workload, &job.args));
+                    let args = std::iter::once(cmd.get_program()).chain(cmd.get_args());
+                    let cli = Cli::try_parse_from(args).unwrap();
+                    let Some(PeerCommand::OneShot(OneShot::Run { load, common })) = cli.peer else {
+                        panic!("not a one-shot run: {cli:?}");
+                    };
+                    assert_eq!(load.workload.arg(), job.workload);
+                    assert_eq!((common.system, common.version), (system, 2));
+                    assert_eq!(common.write_size, 4096);
+                    for (k, v) in &job.args {
+                        assert!(load.args().contains(&(k, v.clone())), "{k} {v}: {load:?}");
+                    }
+                }
+            }
+        }
+        let probe = Cli::try_parse_from(["compare", "one-shot", "probe"]).unwrap();
+        assert!(matches!(
+            probe.peer,
+            Some(PeerCommand::OneShot(OneShot::Probe))
+        ));
     }
 }
