@@ -40,7 +40,7 @@
 //! # }
 //! ```
 
-use smux_core::runtime::{BoxFuture, Runtime, Timer};
+use smux_core::runtime::{AsyncIoTimer, BoxFuture, Runtime, Timer};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant;
@@ -60,11 +60,7 @@ impl Runtime for AsyncStdRuntime {
 
     fn timer(&self, deadline: Instant) -> Pin<Box<dyn Timer>> {
         // async-std runs on async-io: the same timer as smol's.
-        smux_smol::async_io_timer(deadline)
-    }
-
-    fn now(&self) -> Instant {
-        Instant::now()
+        Box::pin(AsyncIoTimer::at(deadline))
     }
 }
 

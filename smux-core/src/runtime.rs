@@ -1,6 +1,9 @@
 //! What the async driver needs from a runtime: spawning a task, a resettable timer, and the
 //! time. Object-safe, so a session holds an `Arc<dyn Runtime>`; implement it to run smux-rs
 //! on a runtime this project never heard of.
+//!
+//! With the `async-io` feature, `AsyncIoTimer` is a ready-made [`Timer`] for any runtime
+//! whose timers are async-io's (smol, async-std).
 
 use std::fmt;
 use std::future::Future;
@@ -38,9 +41,7 @@ pub type BoxFuture = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 ///     fn timer(&self, _deadline: Instant) -> Pin<Box<dyn Timer>> {
 ///         Box::pin(NeverTimer)
 ///     }
-///     fn now(&self) -> Instant {
-///         Instant::now()
-///     }
+///     // `now` keeps its default, `Instant::now()`: this runtime's clock is the real one.
 /// }
 /// # fn futures_executor_block_on(_: BoxFuture) {}
 /// let runtime: std::sync::Arc<dyn Runtime> = std::sync::Arc::new(Threads);
@@ -53,9 +54,13 @@ pub trait Runtime: Send + Sync + fmt::Debug + 'static {
     /// A timer that fires at `deadline`.
     fn timer(&self, deadline: Instant) -> Pin<Box<dyn Timer>>;
 
-    /// The current time, from the runtime's clock (so that a runtime with a paused or
-    /// simulated clock drives keepalive with it).
-    fn now(&self) -> Instant;
+    /// The current time, from the runtime's clock, which drives keepalive and timeouts.
+    ///
+    /// The default is [`Instant::now()`]; override it when the runtime has a paused or
+    /// simulated clock (tokio's `time::pause`, for one), so that the driver reads that clock.
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
 }
 
 /// A timer that can be moved to a new deadline.
@@ -65,4 +70,61 @@ pub trait Timer: Send + fmt::Debug {
 
     /// Ready once the deadline has passed; registers `cx`'s waker otherwise.
     fn poll_expired(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()>;
+}
+
+#[cfg(feature = "async-io")]
+pub use async_io_timer::AsyncIoTimer;
+
+#[cfg(feature = "async-io")]
+mod async_io_timer {
+    use super::Timer;
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+    use std::time::Instant;
+
+    /// A [`Timer`] on [async-io](https://docs.rs/async-io)'s reactor: an `async_io::Timer`
+    /// behind the driver's timer trait (feature `async-io`). It is the timer `smux-smol` and
+    /// `smux-async-std` give their sessions; any runtime whose reactor is async-io's can use
+    /// it too.
+    ///
+    /// * It fires once, at its deadline (at the first poll if the deadline has passed), and
+    ///   then stays pending until it is reset.
+    /// * [`reset`](Timer::reset) moves the deadline either way, earlier or later; the old
+    ///   deadline no longer fires. A timer that has fired fires again at the new deadline. A
+    ///   pending timer keeps the waker of its last poll: that task is woken at the new
+    ///   deadline without polling in between.
+    /// * There is no separate cancel: dropping the timer removes it from the reactor, and
+    ///   its waker is never woken.
+    ///
+    /// Its clock is the real one ([`Instant::now()`]); async-io's reactor wakes it, from a
+    /// thread in `async_io::block_on` or from async-io's fallback thread.
+    ///
+    /// ```
+    /// use smux_core::runtime::{AsyncIoTimer, Timer};
+    /// use std::{pin::Pin, time::{Duration, Instant}};
+    ///
+    /// let mut timer: Pin<Box<dyn Timer>> = Box::pin(AsyncIoTimer::at(Instant::now()));
+    /// timer.as_mut().reset(Instant::now() + Duration::from_millis(5));
+    /// async_io::block_on(std::future::poll_fn(|cx| timer.as_mut().poll_expired(cx)));
+    /// ```
+    #[derive(Debug)]
+    pub struct AsyncIoTimer(async_io::Timer);
+
+    impl AsyncIoTimer {
+        /// A timer that fires at `deadline`.
+        pub fn at(deadline: Instant) -> Self {
+            Self(async_io::Timer::at(deadline))
+        }
+    }
+
+    impl Timer for AsyncIoTimer {
+        fn reset(mut self: Pin<&mut Self>, deadline: Instant) {
+            self.0.set_at(deadline);
+        }
+
+        fn poll_expired(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+            Pin::new(&mut self.0).poll(cx).map(drop)
+        }
+    }
 }

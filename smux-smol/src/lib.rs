@@ -40,11 +40,9 @@
 //! [`Stream`] implements futures-io `AsyncRead` + `AsyncWrite`, which smol uses directly.
 //! Drivers run on smol's global executor; timers are `async_io::Timer`s.
 
-use smux_core::runtime::{BoxFuture, Runtime, Timer};
-use std::future::Future;
+use smux_core::runtime::{AsyncIoTimer, BoxFuture, Runtime, Timer};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Instant;
 
 pub use smux_core::{
@@ -61,30 +59,7 @@ impl Runtime for SmolRuntime {
     }
 
     fn timer(&self, deadline: Instant) -> Pin<Box<dyn Timer>> {
-        async_io_timer(deadline)
-    }
-
-    fn now(&self) -> Instant {
-        Instant::now()
-    }
-}
-
-/// An `async_io::Timer` for `deadline`, as the driver's [`Timer`]: for any runtime built on
-/// `async-io` (smol, async-std).
-pub fn async_io_timer(deadline: Instant) -> Pin<Box<dyn Timer>> {
-    Box::pin(AsyncIoTimer(async_io::Timer::at(deadline)))
-}
-
-#[derive(Debug)]
-struct AsyncIoTimer(async_io::Timer);
-
-impl Timer for AsyncIoTimer {
-    fn reset(mut self: Pin<&mut Self>, deadline: Instant) {
-        self.0.set_at(deadline);
-    }
-
-    fn poll_expired(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        Pin::new(&mut self.0).poll(cx).map(drop)
+        Box::pin(AsyncIoTimer::at(deadline))
     }
 }
 
