@@ -1,16 +1,25 @@
 //! Loom model checks of the handoffs between the async driver and the session and stream
 //! handles. The code under test is smux-core's own driver, session and stream code, compiled
-//! against loom's `Arc` and `Mutex` (see this crate's build script); loom threads run the
-//! driver future, the application and the peer over an in-memory connection, and loom tries
-//! every interleaving of their lock operations up to a preemption bound. A lost wake-up leaves
-//! every thread parked, which loom reports as a deadlock: the test fails.
+//! against loom's `Arc` and `Mutex` under `cfg(loom)` (see `src/sync.rs`); loom threads run
+//! the driver future, the application and the peer over an in-memory connection, and loom
+//! tries every interleaving of their lock operations up to a preemption bound. A lost wake-up
+//! leaves every thread parked, which loom reports as a deadlock: the test fails.
+//!
+//! Without `cfg(loom)` this file is empty. Run it in a target directory of its own (the
+//! flag rebuilds every dependency):
+//!
+//! ```sh
+//! RUSTFLAGS="--cfg loom" cargo test -p smux-core --test loom --release --target-dir target/loom
+//! ```
+
+#![cfg(loom)]
 
 use loom::future::block_on;
 use loom::sync::{Arc, Mutex};
 use loom::thread;
-use loom_model::frame::{Frame, Version, WindowUpdate};
-use loom_model::runtime::{BoxFuture, Runtime, Timer};
-use loom_model::{CloseReason, Config, Error, Role, Session, Stream};
+use smux_core::frame::{Frame, Version, WindowUpdate};
+use smux_core::runtime::{BoxFuture, Runtime, Timer};
+use smux_core::{CloseReason, Config, Error, OwnedWriteHalf, Role, Session, Stream, StreamId};
 use std::future::poll_fn;
 use std::io::{self, IoSlice};
 use std::pin::Pin;
@@ -20,7 +29,7 @@ use std::time::Instant;
 /// Runs `f` under loom with at most two preemptions per interleaving: enough to put any lock
 /// holder's critical section between any two of another thread's, which is where a lost
 /// wake-up hides, and the whole file runs in seconds. `LOOM_MAX_PREEMPTIONS=3` explores
-/// about fifteen times more (75 s here).
+/// about seventeen times more (90 s here).
 fn model(f: impl Fn() + Send + Sync + 'static) {
     let mut builder = loom::model::Builder::new();
     builder.preemption_bound.get_or_insert(2);
@@ -58,9 +67,6 @@ impl Runtime for ModelRuntime {
     }
     fn timer(&self, _deadline: Instant) -> Pin<Box<dyn Timer>> {
         Box::pin(NeverTimer)
-    }
-    fn now(&self) -> Instant {
-        Instant::now()
     }
 }
 
@@ -230,7 +236,7 @@ fn config() -> Config {
 }
 
 /// Reads until `len` bytes or end of stream.
-fn read(stream: &Stream, len: usize) -> io::Result<Vec<u8>> {
+fn read(stream: &mut Stream, len: usize) -> io::Result<Vec<u8>> {
     block_on(async {
         let mut out = Vec::new();
         while out.len() < len {
@@ -246,7 +252,7 @@ fn read(stream: &Stream, len: usize) -> io::Result<Vec<u8>> {
 }
 
 /// Writes all of `data`, then waits until the driver has framed it (flush).
-fn write_all(stream: &loom_model::WriteHalf, mut data: &[u8]) -> io::Result<()> {
+fn write_all(stream: &mut OwnedWriteHalf, mut data: &[u8]) -> io::Result<()> {
     block_on(async {
         while !data.is_empty() {
             let n = poll_fn(|cx| stream.poll_write(cx, data)).await?;
@@ -283,9 +289,9 @@ fn accept_and_read_are_woken_by_the_driver_delivering() {
                 }]);
             })
         };
-        let stream = block_on(session.accept_stream()).unwrap();
-        assert_eq!(stream.id(), 3);
-        assert_eq!(read(&stream, 2).unwrap(), b"ab");
+        let mut stream = block_on(session.accept_stream()).unwrap();
+        assert_eq!(stream.id(), StreamId(3));
+        assert_eq!(read(&mut stream, 2).unwrap(), b"ab");
         peer.join().unwrap();
         // The driver ends once every handle is gone, after sending the stream's FIN.
         drop(stream);
@@ -312,9 +318,9 @@ fn a_writer_blocked_on_a_full_buffer_is_woken_when_the_driver_drains_it() {
         } = start(Role::Client, config);
         let stream = block_on(session.open_stream()).unwrap();
         drop(session);
-        let (read_half, write_half) = stream.into_split();
+        let (read_half, mut write_half) = stream.into_split();
         drop(read_half);
-        let writer = thread::spawn(move || write_all(&write_half, b"abcdefgh"));
+        let writer = thread::spawn(move || write_all(&mut write_half, b"abcdefgh"));
         writer.join().unwrap().unwrap();
         driver.join().unwrap();
         let sent = wire.sent();
@@ -342,8 +348,8 @@ fn close_wakes_a_pending_read() {
             wire,
             driver,
         } = start(Role::Client, config());
-        let stream = block_on(session.open_stream()).unwrap();
-        let reader = thread::spawn(move || read(&stream, 1).map(drop));
+        let mut stream = block_on(session.open_stream()).unwrap();
+        let reader = thread::spawn(move || read(&mut stream, 1).map(drop));
         block_on(session.close());
         assert_eq!(session.close_reason(), Some(CloseReason::Local));
         let err = reader.join().unwrap().unwrap_err();
@@ -396,8 +402,8 @@ fn a_reset_connection_wakes_a_blocked_writer() {
         wire.lock().stalled = true;
         let stream = block_on(session.open_stream()).unwrap();
         drop(session);
-        let (_read_half, write_half) = stream.into_split();
-        let writer = thread::spawn(move || write_all(&write_half, &vec![7u8; 600_000]));
+        let (_read_half, mut write_half) = stream.into_split();
+        let writer = thread::spawn(move || write_all(&mut write_half, &vec![7u8; 600_000]));
         wire.reset();
         let err = writer.join().unwrap().unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::ConnectionReset);
@@ -428,7 +434,7 @@ fn a_read_that_refunds_the_spent_budget_restarts_the_driver() {
             wire,
             driver,
         } = start(Role::Client, config);
-        let stream = block_on(session.open_stream()).unwrap();
+        let mut stream = block_on(session.open_stream()).unwrap();
         drop(session);
         wire.send(&[
             Frame::Psh {
@@ -441,7 +447,7 @@ fn a_read_that_refunds_the_spent_budget_restarts_the_driver() {
             },
             Frame::Fin { sid: 3 },
         ]);
-        assert_eq!(read(&stream, 100).unwrap(), b"abcdefgh");
+        assert_eq!(read(&mut stream, 100).unwrap(), b"abcdefgh");
         drop(stream);
         driver.join().unwrap();
     });
@@ -476,9 +482,9 @@ fn a_writer_waiting_for_the_peers_window_is_woken_by_its_update() {
             },
         };
         wire.send(&[window(4)]);
-        let (read_half, write_half) = stream.into_split();
+        let (read_half, mut write_half) = stream.into_split();
         drop(read_half);
-        let writer = thread::spawn(move || write_all(&write_half, b"abcdefghijkl"));
+        let writer = thread::spawn(move || write_all(&mut write_half, b"abcdefghijkl"));
         // Then it opens the window for the rest, at any point of the writer's progress.
         wire.send(&[window(12)]);
         writer.join().unwrap().unwrap();
@@ -508,7 +514,7 @@ fn shutdown_returns_once_the_last_stream_finishes_on_another_thread() {
             wire,
             driver,
         } = start(Role::Client, config());
-        let stream = block_on(session.open_stream()).unwrap();
+        let mut stream = block_on(session.open_stream()).unwrap();
         wire.send(&[
             Frame::Psh {
                 sid: 3,
@@ -517,7 +523,7 @@ fn shutdown_returns_once_the_last_stream_finishes_on_another_thread() {
             Frame::Fin { sid: 3 },
         ]);
         let app = thread::spawn(move || {
-            let data = read(&stream, 100)?;
+            let data = read(&mut stream, 100)?;
             block_on(poll_fn(|cx| stream.poll_shutdown(cx)))?;
             io::Result::Ok((stream, data))
         });
