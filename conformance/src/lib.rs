@@ -238,6 +238,8 @@ macro_rules! __suite {
                 split_halves_work_concurrently,
                 dropping_every_handle_closes_the_connection,
                 incoming_yields_streams_and_ends,
+                chunk_reads_end_with_none,
+                halves_know_their_stream,
             ]
         );
     };

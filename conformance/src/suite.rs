@@ -183,7 +183,7 @@ pub async fn server_opens_streams(h: H, t: Transport) {
         let server = server.clone();
         async move {
             let s = server.open_stream().await.unwrap();
-            assert_eq!(s.id() % 2, 0, "server ids are even");
+            assert_eq!(s.id().0 % 2, 0, "server ids are even");
             let data = Rng::new(i).bytes(100_000);
             assert!(round_trip(s, data.clone(), i).await == data);
         }
@@ -240,7 +240,7 @@ pub async fn write_after_shutdown_is_broken_pipe(h: H, t: Transport) {
 pub async fn drop_sends_queued_data_then_fin(h: H, t: Transport) {
     let (client, server) = connect(&h, t, config(2), config(2)).await;
     let data = Rng::new(7).bytes(500_000);
-    let c = client.open_stream().await.unwrap();
+    let mut c = client.open_stream().await.unwrap();
     // Write without waiting for the window: the last part is still queued at drop.
     let mut written = 0;
     while written < data.len() {
@@ -508,7 +508,7 @@ pub async fn split_halves_work_concurrently(h: H, t: Transport) {
     let w = writer.await;
     assert!(got == data);
     let whole = r.reunite(w).unwrap();
-    assert!(whole.id() > 0);
+    assert!(whole.id().0 > 0);
 }
 
 /// When every handle is dropped, the driver closes the connection: the peer sees it.
@@ -537,4 +537,48 @@ pub async fn incoming_yields_streams_and_ends(h: H, t: Transport) {
     }
     client.close().await;
     assert!(incoming.next().await.is_none());
+}
+
+/// Chunk reads hand over the data without copying and end with `None`, never with an
+/// empty chunk; asking for 0 bytes gives an empty chunk, which is not the end.
+pub async fn chunk_reads_end_with_none(h: H, t: Transport) {
+    let (client, server) = connect(&h, t, config(2), config(2)).await;
+    let data = Rng::new(31).bytes(200_000);
+    let mut c = client.open_stream().await.unwrap();
+    c.write_all(&data).await.unwrap();
+    c.close().await.unwrap();
+    let mut s = server.accept_stream().await.unwrap();
+    assert_eq!(s.read_chunk(0).await.unwrap().map(|c| c.len()), Some(0));
+    let mut got = Vec::new();
+    while let Some(chunk) = s.read_chunk(10_000).await.unwrap() {
+        assert!(
+            !chunk.is_empty() && chunk.len() <= 10_000,
+            "chunk of {}",
+            chunk.len()
+        );
+        got.extend_from_slice(&chunk);
+    }
+    assert!(got == data);
+    assert_eq!(s.read_chunk(0).await.unwrap().map(|c| c.len()), Some(0));
+    assert!(
+        s.read_chunk(100).await.unwrap().is_none(),
+        "the end stays the end"
+    );
+}
+
+/// Both halves name their stream, the same id as the whole stream and the peer's end.
+pub async fn halves_know_their_stream(h: H, t: Transport) {
+    let (client, server) = connect(&h, t, config(1), config(1)).await;
+    let mut c = client.open_stream().await.unwrap();
+    c.write_all(b"x").await.unwrap();
+    let s = server.accept_stream().await.unwrap();
+    let id = c.id();
+    assert_eq!(s.id(), id);
+    let (r, w) = c.into_split();
+    assert_eq!((r.id(), w.id()), (id, id));
+    let other = client.open_stream().await.unwrap();
+    let (r2, w2) = other.into_split();
+    let smux_core::ReuniteError(r, w2) = r.reunite(w2).unwrap_err();
+    assert_eq!(r.reunite(w).unwrap().id(), id);
+    assert_eq!(r2.reunite(w2).unwrap().id(), smux_core::StreamId(id.0 + 2));
 }

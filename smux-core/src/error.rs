@@ -54,6 +54,10 @@ pub enum CloseReason {
     /// The peer broke the protocol.
     #[error("protocol error: {0}")]
     Protocol(#[from] ProtocolError),
+    /// A panic inside smux-rs while it held the session's lock (a bug: please report it).
+    /// The session's state could not be trusted any more, so the session was ended.
+    #[error("session state poisoned by a panic inside smux-rs")]
+    Poisoned,
     /// Reading or writing the connection failed.
     #[error("connection failed: {message}")]
     Io {
@@ -123,6 +127,7 @@ pub enum OpenError {
 /// | `Closed(CloseReason::PeerClosed)` (peer gone without FIN) | `UnexpectedEof` |
 /// | `Closed(CloseReason::KeepaliveTimeout(_))` | `TimedOut` |
 /// | `Closed(CloseReason::Protocol(_))` | `InvalidData` |
+/// | `Closed(CloseReason::Poisoned)` | `Other` |
 /// | `Closed(CloseReason::Io { kind, .. })` | `kind` |
 /// | `Open(OpenError::TooManyStreams { .. })`, `Open(OpenError::IdsExhausted)` | `Other` |
 /// | `Open(OpenError::ShuttingDown)` | `NotConnected` |
@@ -159,6 +164,7 @@ impl Error {
                 CloseReason::PeerClosed => io::ErrorKind::UnexpectedEof,
                 CloseReason::KeepaliveTimeout(_) => io::ErrorKind::TimedOut,
                 CloseReason::Protocol(_) => io::ErrorKind::InvalidData,
+                CloseReason::Poisoned => io::ErrorKind::Other,
                 CloseReason::Io { kind, .. } => *kind,
             },
             Error::Open(OpenError::ShuttingDown) => io::ErrorKind::NotConnected,

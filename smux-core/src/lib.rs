@@ -53,8 +53,8 @@ pub mod runtime;
 mod sync;
 
 pub use config::{Config, ConfigBuilder, ConfigError};
-pub use driver::{Driver, Incoming, ReadHalf, ReuniteError, Session, Stream, WriteHalf};
+pub use driver::{Driver, Incoming, OwnedReadHalf, OwnedWriteHalf, ReuniteError, Session, Stream};
 pub use error::{CloseReason, Error, OpenError, ProtocolError, StreamError};
 pub use frame::Version;
-pub use proto::{Role, Stats};
+pub use proto::{Role, Stats, StreamId};
 pub use runtime::Runtime;

@@ -46,7 +46,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 pub use smux_core::{
-    CloseReason, Config, Driver, Error, Incoming, ReadHalf, Role, Session, Stats, Stream, WriteHalf,
+    CloseReason, Config, ConfigBuilder, ConfigError, Driver, Error, Incoming, OpenError,
+    OwnedReadHalf, OwnedWriteHalf, ProtocolError, ReuniteError, Role, Session, Stats, Stream,
+    StreamError, StreamId, Version,
 };
 
 /// Runs smux drivers on smol's global executor with `async_io` timers.

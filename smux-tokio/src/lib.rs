@@ -39,11 +39,17 @@
 //! runtime-neutral stream with [`Stream::into_inner`]: [`smux_core::Stream`] implements
 //! `futures_io::AsyncRead` + `AsyncWrite`.
 
-mod io;
+mod conn;
 mod runtime;
 mod session;
 
-pub use io::TokioIo;
+pub use conn::TokioConn;
 pub use runtime::TokioRuntime;
-pub use session::{client, server, Incoming, OwnedReadHalf, OwnedWriteHalf, Session, Stream};
-pub use smux_core::{CloseReason, Config, Error, Role, Stats};
+pub use session::{
+    client, new, server, Driver, Incoming, OwnedReadHalf, OwnedWriteHalf, ReuniteError, Session,
+    Stream,
+};
+pub use smux_core::{
+    CloseReason, Config, ConfigBuilder, ConfigError, Error, OpenError, ProtocolError, Role, Stats,
+    StreamError, StreamId, Version,
+};

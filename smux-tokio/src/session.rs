@@ -1,13 +1,16 @@
 //! The session and stream types with tokio's I/O traits.
 
-use crate::io::TokioIo;
+use crate::conn::TokioConn;
 use crate::TokioRuntime;
-use smux_core::{CloseReason, Config, Error, Role, Stats};
+use smux_core::{CloseReason, Config, Error, Role, Stats, StreamId};
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+/// The future that runs a session over the tokio connection `T`, from [`new`].
+pub type Driver<T> = smux_core::Driver<TokioConn<T>>;
 
 /// Starts the client end of a session over `io` and spawns its driver on the current tokio
 /// runtime. Fails with [`Error::NoRuntime`] outside one.
@@ -32,11 +35,24 @@ where
 {
     let runtime = TokioRuntime::current().ok_or(Error::NoRuntime("tokio"))?;
     Ok(Session(smux_core::Session::spawn(
-        TokioIo::new(io),
+        TokioConn::new(io),
         role,
         config,
         Arc::new(runtime),
     )))
+}
+
+/// A session and its driver future, for callers who spawn the driver themselves: nothing
+/// happens until it is polled. Fails with [`Error::NoRuntime`] outside a tokio runtime (its
+/// timers need one).
+pub fn new<T>(io: T, role: Role, config: Config) -> Result<(Session, Driver<T>), Error>
+where
+    T: AsyncRead + AsyncWrite + Unpin,
+{
+    let runtime = TokioRuntime::current().ok_or(Error::NoRuntime("tokio"))?;
+    let (session, driver) =
+        smux_core::Session::new(TokioConn::new(io), role, config, Arc::new(runtime));
+    Ok((Session(session), driver))
 }
 
 /// One end of an smux session on tokio. Cheap to clone. See [`smux_core::Session`].
@@ -44,23 +60,7 @@ where
 pub struct Session(smux_core::Session);
 
 impl Session {
-    /// A session and its driver future, for callers who spawn the driver themselves.
-    /// Fails with [`Error::NoRuntime`] outside a tokio runtime (its timers need one).
-    pub fn new<T>(
-        io: T,
-        role: Role,
-        config: Config,
-    ) -> Result<(Self, smux_core::Driver<TokioIo<T>>), Error>
-    where
-        T: AsyncRead + AsyncWrite + Unpin,
-    {
-        let runtime = TokioRuntime::current().ok_or(Error::NoRuntime("tokio"))?;
-        let (session, driver) =
-            smux_core::Session::new(TokioIo::new(io), role, config, Arc::new(runtime));
-        Ok((Self(session), driver))
-    }
-
-    /// Opens a stream. Cancel-safe.
+    /// Opens a stream. Cancel-safe; it never waits for the peer.
     pub async fn open_stream(&self) -> Result<Stream, Error> {
         self.0.open_stream().await.map(Stream)
     }
@@ -125,35 +125,34 @@ impl futures_core::Stream for Incoming {
 
 /// A stream with tokio's `AsyncRead` + `AsyncWrite`. `shutdown()` half-closes (a FIN after
 /// the queued data; later writes fail with `BrokenPipe`); dropping it sends the queued data
-/// and a FIN and discards unread data. See [`smux_core::Stream`].
+/// and a FIN and discards unread data. Reads and writes are cancel-safe. See
+/// [`smux_core::Stream`].
 #[derive(Debug)]
 pub struct Stream(smux_core::Stream);
 
-/// Reads into tokio's `ReadBuf` without zeroing it: received bytes are copied straight in,
-/// and the buffers they came in are recycled by the session.
-fn fill(
-    cx: &mut Context<'_>,
-    buf: &mut ReadBuf<'_>,
-    read: impl FnOnce(&mut Context<'_>, usize, &mut dyn FnMut(&[u8])) -> Poll<io::Result<usize>>,
-) -> Poll<io::Result<()>> {
-    if buf.remaining() == 0 {
-        return Poll::Ready(Ok(()));
+impl From<smux_core::Stream> for Stream {
+    fn from(stream: smux_core::Stream) -> Self {
+        Self(stream)
     }
-    let max = buf.remaining();
-    ready!(read(cx, max, &mut |piece| buf.put_slice(piece)))?;
-    Poll::Ready(Ok(()))
 }
 
 impl Stream {
     /// The stream id, as on the wire.
-    pub fn id(&self) -> u32 {
+    pub fn id(&self) -> StreamId {
         self.0.id()
     }
 
-    /// Splits into owned halves with no extra lock.
+    /// Takes up to `max` received bytes without copying them; `None` is the end of the
+    /// stream. Cancel-safe.
+    pub async fn read_chunk(&mut self, max: usize) -> io::Result<Option<bytes::Bytes>> {
+        self.0.read_chunk(max).await
+    }
+
+    /// The two halves, to read and write from different tasks (as tokio's
+    /// `TcpStream::into_split`); a move, no lock or count added.
     pub fn into_split(self) -> (OwnedReadHalf, OwnedWriteHalf) {
-        let (r, w) = self.0.into_split();
-        (OwnedReadHalf(r), OwnedWriteHalf(w))
+        let (read, write) = self.0.into_split();
+        (OwnedReadHalf(read), OwnedWriteHalf(write))
     }
 
     /// The runtime-neutral stream, which implements futures-io's traits.
@@ -162,80 +161,100 @@ impl Stream {
     }
 }
 
-impl AsyncRead for Stream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        fill(cx, buf, |cx, max, sink| {
-            self.0.poll_read_with(cx, max, sink)
-        })
-    }
-}
-
-impl AsyncWrite for Stream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        self.0.poll_write(cx, buf)
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.0.poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.0.poll_shutdown(cx)
-    }
-}
-
-/// The read half of a [`Stream`].
+/// The read half of a [`Stream`], with tokio's `AsyncRead`.
 #[derive(Debug)]
-pub struct OwnedReadHalf(smux_core::ReadHalf);
+pub struct OwnedReadHalf(smux_core::OwnedReadHalf);
 
-/// The write half of a [`Stream`].
+/// The write half of a [`Stream`], with tokio's `AsyncWrite`.
 #[derive(Debug)]
-pub struct OwnedWriteHalf(smux_core::WriteHalf);
+pub struct OwnedWriteHalf(smux_core::OwnedWriteHalf);
 
 impl OwnedReadHalf {
-    /// Puts the halves back together; gives them back if they are of different streams.
-    pub fn reunite(self, write: OwnedWriteHalf) -> Result<Stream, (OwnedReadHalf, OwnedWriteHalf)> {
+    /// The stream id.
+    pub fn id(&self) -> StreamId {
+        self.0.id()
+    }
+
+    /// Takes up to `max` received bytes without copying them; `None` is the end of the
+    /// stream. Cancel-safe.
+    pub async fn read_chunk(&mut self, max: usize) -> io::Result<Option<bytes::Bytes>> {
+        self.0.read_chunk(max).await
+    }
+
+    /// Puts the halves back together; hands them back if they are of different streams.
+    pub fn reunite(self, write: OwnedWriteHalf) -> Result<Stream, ReuniteError> {
         self.0
             .reunite(write.0)
             .map(Stream)
-            .map_err(|smux_core::ReuniteError(r, w)| (OwnedReadHalf(r), OwnedWriteHalf(w)))
+            .map_err(|smux_core::ReuniteError(r, w)| {
+                smux_core::ReuniteError(OwnedReadHalf(r), OwnedWriteHalf(w))
+            })
     }
 }
 
-impl AsyncRead for OwnedReadHalf {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        fill(cx, buf, |cx, max, sink| {
-            self.0.poll_read_with(cx, max, sink)
-        })
+impl OwnedWriteHalf {
+    /// The stream id.
+    pub fn id(&self) -> StreamId {
+        self.0.id()
     }
 }
 
-impl AsyncWrite for OwnedWriteHalf {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        self.0.poll_write(cx, buf)
-    }
+/// [`OwnedReadHalf::reunite`] was given halves of different streams; they are handed back.
+pub type ReuniteError = smux_core::ReuniteError<OwnedReadHalf, OwnedWriteHalf>;
 
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.0.poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.0.poll_shutdown(cx)
-    }
+/// tokio's `AsyncRead` for a wrapper of a smux-core reader. Received bytes are copied into
+/// the unfilled part of the `ReadBuf`, initialised first: no code but smux-rs's runs while
+/// the session is locked.
+macro_rules! tokio_read {
+    ($($wrapper:ty),*) => {$(
+        impl AsyncRead for $wrapper {
+            fn poll_read(
+                self: Pin<&mut Self>,
+                cx: &mut Context<'_>,
+                buf: &mut ReadBuf<'_>,
+            ) -> Poll<io::Result<()>> {
+                if buf.remaining() == 0 {
+                    return Poll::Ready(Ok(()));
+                }
+                let n = ready!(self.get_mut().0.poll_read(cx, buf.initialize_unfilled()))?;
+                buf.advance(n);
+                Poll::Ready(Ok(()))
+            }
+        }
+    )*};
 }
+
+/// tokio's `AsyncWrite` for a wrapper of a smux-core writer; `shutdown` half-closes.
+macro_rules! tokio_write {
+    ($($wrapper:ty),*) => {$(
+        impl AsyncWrite for $wrapper {
+            fn poll_write(
+                self: Pin<&mut Self>,
+                cx: &mut Context<'_>,
+                buf: &[u8],
+            ) -> Poll<io::Result<usize>> {
+                self.get_mut().0.poll_write(cx, buf)
+            }
+
+            fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+                self.get_mut().0.poll_flush(cx)
+            }
+
+            fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+                self.get_mut().0.poll_shutdown(cx)
+            }
+        }
+    )*};
+}
+
+tokio_read!(Stream, OwnedReadHalf);
+tokio_write!(Stream, OwnedWriteHalf);
+
+/// Handles move freely between tasks and threads, and need no pinning.
+const _: () = {
+    const fn check<T: Send + Sync + Unpin>() {}
+    check::<Session>();
+    check::<Stream>();
+    check::<OwnedReadHalf>();
+    check::<OwnedWriteHalf>();
+};

@@ -248,7 +248,7 @@ async fn running_out_of_stream_ids_fails_opens_with_a_typed_error_while_streams_
     let client = smux_tokio::client(ours, config).unwrap();
     let mut first = client.open_stream().await.unwrap();
     let mut last = client.open_stream().await.unwrap();
-    assert_eq!((first.id(), last.id()), (u32::MAX - 2, u32::MAX));
+    assert_eq!((first.id().0, last.id().0), (u32::MAX - 2, u32::MAX));
 
     let exhausted = Error::Open(OpenError::IdsExhausted);
     let check_exhausted = |err: Error| {

@@ -4,7 +4,7 @@
 
 use futures_util::io::{AsyncRead, AsyncWrite};
 use smux_core::{Config, Role, Session};
-use smux_tokio::{TokioIo, TokioRuntime};
+use smux_tokio::{TokioConn, TokioRuntime};
 use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -63,7 +63,7 @@ async fn a_connection_without_vectored_writes_gets_packed_batches() {
     let writes = Arc::new(AtomicUsize::new(0));
     let tiny = Arc::new(AtomicUsize::new(0));
     let io = Scalar {
-        inner: TokioIo::new(a),
+        inner: TokioConn::new(a),
         writes: writes.clone(),
         tiny: tiny.clone(),
     };

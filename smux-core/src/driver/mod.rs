@@ -4,12 +4,16 @@
 
 mod session;
 mod stream;
+#[cfg(test)]
+mod tests;
 
 pub use session::{Incoming, Session};
-pub use stream::{ReadHalf, ReuniteError, Stream, WriteHalf};
+pub use stream::{OwnedReadHalf, OwnedWriteHalf, ReuniteError, Stream};
+
+use stream::Half;
 
 use crate::error::CloseReason;
-use crate::proto::{Engine, Event, Transmit};
+use crate::proto::{Engine, Event, StreamId, Transmit};
 use crate::runtime::{Runtime, Timer};
 use crate::sync::{Arc, Mutex, MutexGuard};
 use futures_io::{AsyncRead, AsyncWrite};
@@ -17,8 +21,8 @@ use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::io::{self, IoSlice};
+use std::ops::{Deref, DerefMut};
 use std::pin::Pin;
-use std::sync::PoisonError;
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
@@ -58,18 +62,78 @@ impl fmt::Debug for Shared {
 }
 
 impl Shared {
-    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
-        // A panic elsewhere must not turn every later call into one.
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    /// Locks the session's state. Wakers are woken only once the lock is released, so no
+    /// code outside this crate ever runs under it. A lock poisoned by a panic (a bug in
+    /// smux-rs) ends the session with [`CloseReason::Poisoned`]: its state cannot be
+    /// trusted, but every caller gets a typed error instead of a panic of its own.
+    pub(crate) fn lock(&self) -> Locked<'_> {
+        let (state, poisoned) = match self.state.lock() {
+            Ok(state) => (state, false),
+            Err(poisoned) => (poisoned.into_inner(), true),
+        };
+        let mut locked = Locked {
+            state,
+            wakes: Wakes(Vec::new()),
+        };
+        if poisoned && !locked.engine.is_closed() {
+            locked.engine.abort(CloseReason::Poisoned);
+            let Locked { state, wakes } = &mut locked;
+            state.collect_wakes(&mut wakes.0);
+            state.wake_all(&mut wakes.0);
+            wakes.0.extend(state.driver_waker.take());
+        }
+        locked
     }
 }
 
+/// The locked state, and the wakers to wake once the lock is released.
+pub(crate) struct Locked<'a> {
+    // Field order matters: the guard is dropped (unlocking) before the wakers are woken.
+    state: MutexGuard<'a, State>,
+    wakes: Wakes,
+}
+
+/// Wakers woken when dropped.
+struct Wakes(Vec<Waker>);
+
+impl Drop for Wakes {
+    fn drop(&mut self) {
+        for w in self.0.drain(..) {
+            w.wake();
+        }
+    }
+}
+
+impl Locked<'_> {
+    /// Asks the driver to run again, once the lock is released.
+    pub(crate) fn wake_driver(&mut self) {
+        if let Some(w) = self.state.driver_waker.take() {
+            self.wakes.0.push(w);
+        }
+    }
+}
+
+impl Deref for Locked<'_> {
+    type Target = State;
+
+    fn deref(&self) -> &State {
+        &self.state
+    }
+}
+
+impl DerefMut for Locked<'_> {
+    fn deref_mut(&mut self) -> &mut State {
+        &mut self.state
+    }
+}
+
+/// One stream's wakers, and which of its halves were dropped.
 #[derive(Debug, Default)]
 struct StreamSlot {
     read: Option<Waker>,
     write: Option<Waker>,
-    /// Live handles: a whole stream counts 2, each half 1.
-    refs: u8,
+    read_dropped: bool,
+    write_dropped: bool,
 }
 
 /// The state behind the lock.
@@ -81,7 +145,7 @@ pub(crate) struct State {
     /// Woken when the driver has finished (the connection is closed).
     end_wakers: Vec<Waker>,
     driver_waker: Option<Waker>,
-    /// Session handles plus stream references; the session closes when it reaches 0.
+    /// Session handles plus stream halves held; the session closes when it reaches 0.
     handles: usize,
     incoming_taken: bool,
     /// When a local close or shutdown began, to bound flushing.
@@ -134,11 +198,43 @@ impl State {
         out.append(&mut self.accept_wakers);
     }
 
-    /// Asks the driver to run again.
-    fn wake_driver(&mut self) {
-        if let Some(w) = self.driver_waker.take() {
-            w.wake();
+    /// Registers a new stream's two halves.
+    fn register(&mut self, id: StreamId) {
+        self.handles += 2;
+        self.slots.insert(id.0, StreamSlot::default());
+    }
+
+    /// Keeps `waker` to wake when the stream's `half` can make progress.
+    fn wait(&mut self, id: StreamId, half: Half, waker: &Waker) {
+        if let Some(slot) = self.slots.get_mut(&id.0) {
+            let slot = match half {
+                Half::Read => &mut slot.read,
+                Half::Write => &mut slot.write,
+            };
+            store(slot, waker);
         }
+    }
+
+    /// A half was dropped; returns whether it was the stream's last.
+    fn release_half(&mut self, id: StreamId, half: Half) -> bool {
+        let Some(slot) = self.slots.get_mut(&id.0) else {
+            return false;
+        };
+        match half {
+            Half::Read => {
+                slot.read_dropped = true;
+                slot.read = None;
+            }
+            Half::Write => {
+                slot.write_dropped = true;
+                slot.write = None;
+            }
+        }
+        if slot.read_dropped && slot.write_dropped {
+            self.slots.remove(&id.0);
+            return true;
+        }
+        false
     }
 }
 

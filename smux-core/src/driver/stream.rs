@@ -1,123 +1,180 @@
-//! Stream handles: the whole stream and its two owned halves.
+//! Stream handles: a [`Stream`] is its two owned halves, [`OwnedReadHalf`] and
+//! [`OwnedWriteHalf`]. Splitting and reuniting move them; nothing is counted per stream.
+//! The stream is let go once both halves are dropped.
 
-use super::{store, Shared};
+use super::Shared;
 use crate::error::{Error, StreamError};
-use crate::proto::StreamId;
+use crate::proto::{Engine, StreamId};
 use crate::sync::Arc;
 use bytes::Bytes;
 use futures_io::{AsyncRead, AsyncWrite};
 use std::fmt;
+use std::future::poll_fn;
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-/// A reference to one stream of a session, holding `refs` of its handle count.
+/// Which half a handle is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Half {
+    Read,
+    Write,
+}
+
+/// What both halves hold: the session and the stream's id.
 struct Handle {
     shared: Arc<Shared>,
     id: StreamId,
-    refs: u8,
+    half: Half,
 }
 
 impl Handle {
-    fn new(shared: Arc<Shared>, id: StreamId, refs: u8) -> Self {
-        {
-            let mut st = shared.lock();
-            st.handles += usize::from(refs);
-            st.slots.entry(id.0).or_default().refs += refs;
+    /// Runs `op` on the engine; on [`StreamError::Blocked`], keeps `cx`'s waker for this
+    /// half and reports Pending. `wakes_driver` says whether a success may have given the
+    /// driver work (queued data, an UPD, room in the budget).
+    fn poll_op<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        op: impl FnOnce(&mut Engine, StreamId) -> Result<T, StreamError>,
+        wakes_driver: impl FnOnce(&T, &Engine) -> bool,
+    ) -> Poll<io::Result<T>> {
+        let mut st = self.shared.lock();
+        match op(&mut st.engine, self.id) {
+            Ok(value) => {
+                if wakes_driver(&value, &st.engine) {
+                    st.wake_driver();
+                }
+                Poll::Ready(Ok(value))
+            }
+            Err(StreamError::Blocked) => {
+                st.wait(self.id, self.half, cx.waker());
+                Poll::Pending
+            }
+            Err(e) => Poll::Ready(Err(map_error(e))),
         }
-        Self { shared, id, refs }
+    }
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        let mut st = self.shared.lock();
+        st.handles -= 1;
+        if st.release_half(self.id, self.half) {
+            // Both halves are gone: queued data still goes, then a FIN; unread data is
+            // dropped.
+            st.engine.close_stream(self.id);
+            st.wake_driver();
+        } else if st.handles == 0 {
+            st.wake_driver();
+        }
+    }
+}
+
+/// The read half of a [`Stream`], from [`Stream::into_split`]. Implements futures-io
+/// [`AsyncRead`].
+///
+/// Reading gives end of stream (`Ok(0)`, or `None` from the chunk reads) once the peer's FIN
+/// came and every byte before it was read. If the session ends first, buffered data is
+/// still read, then the error says why it ended.
+///
+/// Every read is cancel-safe: a read that returns Pending or is dropped took nothing.
+pub struct OwnedReadHalf {
+    handle: Handle,
+}
+
+/// The write half of a [`Stream`], from [`Stream::into_split`]. Implements futures-io
+/// [`AsyncWrite`]; `poll_close` half-closes.
+///
+/// Writes are cancel-safe: a write that returns Pending or is dropped queued nothing.
+pub struct OwnedWriteHalf {
+    handle: Handle,
+}
+
+impl OwnedReadHalf {
+    /// The stream's id.
+    pub fn id(&self) -> StreamId {
+        self.handle.id
     }
 
-    fn poll_read(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
-        let mut n = 0;
-        self.poll_read_with(cx, buf.len(), &mut |piece| {
-            buf[n..n + piece.len()].copy_from_slice(piece);
-            n += piece.len();
-        })
+    /// Reads into `buf`; `Ok(0)` (with a non-empty `buf`) is the end of the stream.
+    pub fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        self.poll_take(cx, |e, id| e.read(id, buf), |&n| n > 0)
     }
 
-    fn poll_read_with(
-        &self,
+    /// Takes up to `max` bytes of the next received payload without copying it; `None` is
+    /// the end of the stream (a `max` of 0 gives an empty chunk, never `None`).
+    pub fn poll_read_chunk(
+        &mut self,
         cx: &mut Context<'_>,
         max: usize,
-        sink: &mut dyn FnMut(&[u8]),
-    ) -> Poll<io::Result<usize>> {
-        let mut st = self.shared.lock();
-        let stalled = !st.engine.wants_input();
-        match st.engine.read_with(self.id, max, sink) {
-            Ok(n) => {
-                // Reading may have queued an UPD or reopened the session budget.
-                if n > 0 && (st.engine.wants_transmit() || (stalled && st.engine.wants_input())) {
-                    st.wake_driver();
-                }
-                Poll::Ready(Ok(n))
-            }
-            Err(StreamError::Blocked) => {
-                let slot = st
-                    .slots
-                    .get_mut(&self.id.0)
-                    .expect("a live handle has a slot");
-                store(&mut slot.read, cx.waker());
-                Poll::Pending
-            }
-            Err(e) => Poll::Ready(Err(map_error(e))),
-        }
+    ) -> Poll<io::Result<Option<Bytes>>> {
+        self.poll_take(
+            cx,
+            |e, id| e.read_chunk(id, max),
+            |chunk| chunk.as_ref().is_some_and(|c| !c.is_empty()),
+        )
     }
 
-    fn poll_read_chunk(&self, cx: &mut Context<'_>, max: usize) -> Poll<io::Result<Bytes>> {
-        let mut st = self.shared.lock();
-        let stalled = !st.engine.wants_input();
-        match st.engine.read_chunk(self.id, max) {
-            Ok(chunk) => {
-                let n = chunk.as_ref().map_or(0, Bytes::len);
-                if n > 0 && (st.engine.wants_transmit() || (stalled && st.engine.wants_input())) {
-                    st.wake_driver();
-                }
-                Poll::Ready(Ok(chunk.unwrap_or_default()))
-            }
-            Err(StreamError::Blocked) => {
-                let slot = st
-                    .slots
-                    .get_mut(&self.id.0)
-                    .expect("a live handle has a slot");
-                store(&mut slot.read, cx.waker());
-                Poll::Pending
-            }
-            Err(e) => Poll::Ready(Err(map_error(e))),
-        }
+    /// One read: `take` takes data from the engine, `took` says whether it got any. A
+    /// read that took data wakes the driver only if that gave it work: an UPD to send, or
+    /// a session budget that was spent and now lets it read the connection again.
+    fn poll_take<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        take: impl FnOnce(&mut Engine, StreamId) -> Result<T, StreamError>,
+        took: impl FnOnce(&T) -> bool,
+    ) -> Poll<io::Result<T>> {
+        self.handle
+            .poll_op(
+                cx,
+                |e, id| {
+                    let stalled = !e.wants_input();
+                    take(e, id).map(|data| (data, stalled))
+                },
+                |(data, stalled), e| {
+                    took(data) && (e.wants_transmit() || (*stalled && e.wants_input()))
+                },
+            )
+            .map_ok(|(data, _)| data)
     }
 
-    fn poll_write(&self, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
-        let mut st = self.shared.lock();
-        match st.engine.write(self.id, data) {
-            Ok(n) => {
-                if n > 0 {
-                    st.wake_driver();
-                }
-                Poll::Ready(Ok(n))
-            }
-            Err(StreamError::Blocked) => {
-                let slot = st
-                    .slots
-                    .get_mut(&self.id.0)
-                    .expect("a live handle has a slot");
-                store(&mut slot.write, cx.waker());
-                Poll::Pending
-            }
-            Err(e) => Poll::Ready(Err(map_error(e))),
-        }
+    /// [`poll_read_chunk`](Self::poll_read_chunk) as a future. Cancel-safe.
+    pub async fn read_chunk(&mut self, max: usize) -> io::Result<Option<Bytes>> {
+        poll_fn(|cx| self.poll_read_chunk(cx, max)).await
     }
 
-    fn poll_flush(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let mut st = self.shared.lock();
-        match st.engine.poll_flushed(self.id) {
+    /// Puts the halves of one stream back together; hands them back if they are of
+    /// different streams.
+    pub fn reunite(self, write: OwnedWriteHalf) -> Result<Stream, ReuniteError> {
+        if !Arc::ptr_eq(&self.handle.shared, &write.handle.shared)
+            || self.handle.id != write.handle.id
+        {
+            return Err(ReuniteError(self, write));
+        }
+        Ok(Stream { read: self, write })
+    }
+}
+
+impl OwnedWriteHalf {
+    /// The stream's id.
+    pub fn id(&self) -> StreamId {
+        self.handle.id
+    }
+
+    /// Queues data; Pending while the stream's send buffer is full.
+    pub fn poll_write(&mut self, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+        self.handle
+            .poll_op(cx, |e, id| e.write(id, data), |&n, _| n > 0)
+    }
+
+    /// Ready once every byte written so far was handed to the connection writer.
+    pub fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let id = self.handle.id;
+        let mut st = self.handle.shared.lock();
+        match st.engine.poll_flushed(id) {
             Ok(true) => Poll::Ready(Ok(())),
             Ok(false) => {
-                let slot = st
-                    .slots
-                    .get_mut(&self.id.0)
-                    .expect("a live handle has a slot");
-                store(&mut slot.write, cx.waker());
+                st.wait(id, Half::Write, cx.waker());
                 st.wake_driver();
                 Poll::Pending
             }
@@ -125,10 +182,12 @@ impl Handle {
         }
     }
 
-    fn poll_shutdown(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    /// Half-closes: a FIN follows the data written; ready once it is handed over. Later
+    /// writes fail with `BrokenPipe`; finishing twice is a no-op.
+    pub fn poll_shutdown(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         {
-            let mut st = self.shared.lock();
-            if let Err(e) = st.engine.finish(self.id) {
+            let mut st = self.handle.shared.lock();
+            if let Err(e) = st.engine.finish(self.handle.id) {
                 return Poll::Ready(Err(map_error(e)));
             }
             st.wake_driver();
@@ -137,23 +196,19 @@ impl Handle {
     }
 }
 
-impl Drop for Handle {
-    fn drop(&mut self) {
-        let mut st = self.shared.lock();
-        st.handles -= usize::from(self.refs);
-        let slot = st
-            .slots
-            .get_mut(&self.id.0)
-            .expect("a live handle has a slot");
-        slot.refs -= self.refs;
-        if slot.refs == 0 {
-            st.slots.remove(&self.id.0);
-            // Queued data still goes, then a FIN; unread data is dropped.
-            st.engine.close_stream(self.id);
-            st.wake_driver();
-        } else if st.handles == 0 {
-            st.wake_driver();
-        }
+impl fmt::Debug for OwnedReadHalf {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OwnedReadHalf")
+            .field("id", &self.handle.id)
+            .finish()
+    }
+}
+
+impl fmt::Debug for OwnedWriteHalf {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OwnedWriteHalf")
+            .field("id", &self.handle.id)
+            .finish()
     }
 }
 
@@ -169,91 +224,134 @@ fn map_error(e: StreamError) -> io::Error {
     }
 }
 
-/// A full-duplex byte stream inside a session. Implements futures-io
-/// [`AsyncRead`] + [`AsyncWrite`]; the runtime adapters add their own ecosystem's traits.
+/// [`OwnedReadHalf::reunite`] was given halves of different streams; they are handed back.
+/// Generic so that the runtime adapters' own halves come back the same way.
+#[derive(Debug)]
+pub struct ReuniteError<R = OwnedReadHalf, W = OwnedWriteHalf>(pub R, pub W);
+
+impl<R, W> fmt::Display for ReuniteError<R, W> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the halves belong to different streams")
+    }
+}
+
+impl<R: fmt::Debug, W: fmt::Debug> std::error::Error for ReuniteError<R, W> {}
+
+/// A full-duplex byte stream inside a session: its [`OwnedReadHalf`] and
+/// [`OwnedWriteHalf`] together. Implements futures-io [`AsyncRead`] + [`AsyncWrite`]; the
+/// runtime adapters add their own ecosystem's traits.
 ///
 /// * `poll_close` (futures-io) is a half-close: a FIN follows the data already written,
 ///   the stream stays readable, and later writes fail with `BrokenPipe`. It is idempotent.
 /// * Reading gives end of stream (`Ok(0)`) once the peer's FIN came and all data before it
 ///   was read. If the session ends first, buffered data is still read, then the error.
-/// * Dropping the stream sends its queued data, then a FIN, and discards unread data.
-/// * One task at a time reads and one writes (they may differ: see
-///   [`into_split`](Self::into_split)). Each direction keeps one waker, so if two tasks wait
-///   on the same direction, only the one that polled last is woken.
+/// * Dropping the stream (both halves) sends its queued data, then a FIN, and discards
+///   unread data.
+/// * Poll methods take `&mut self`: one task reads and one writes at a time (split the
+///   stream to read and write from different tasks).
 pub struct Stream {
-    handle: Handle,
+    read: OwnedReadHalf,
+    write: OwnedWriteHalf,
 }
 
 impl fmt::Debug for Stream {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Stream")
-            .field("id", &self.handle.id)
-            .finish()
+        f.debug_struct("Stream").field("id", &self.id()).finish()
     }
 }
 
 impl Stream {
+    /// A handle for a stream the engine just opened or accepted.
     pub(crate) fn register(shared: Arc<Shared>, id: StreamId) -> Self {
+        shared.lock().register(id);
+        let half = |half| Handle {
+            shared: shared.clone(),
+            id,
+            half,
+        };
         Self {
-            handle: Handle::new(shared, id, 2),
+            read: OwnedReadHalf {
+                handle: half(Half::Read),
+            },
+            write: OwnedWriteHalf {
+                handle: half(Half::Write),
+            },
         }
     }
 
-    /// The stream id, as on the wire.
-    pub fn id(&self) -> u32 {
-        self.handle.id.0
+    /// The stream's id, as on the wire.
+    pub fn id(&self) -> StreamId {
+        self.read.id()
     }
 
-    /// Reads into `buf`; `Ok(0)` is end of stream.
-    pub fn poll_read(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
-        self.handle.poll_read(cx, buf)
+    /// Reads into `buf`; `Ok(0)` is end of stream. See [`OwnedReadHalf::poll_read`].
+    pub fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        self.read.poll_read(cx, buf)
     }
 
-    /// Takes up to `max` bytes of received data without copying; empty is end of stream.
-    pub fn poll_read_chunk(&self, cx: &mut Context<'_>, max: usize) -> Poll<io::Result<Bytes>> {
-        self.handle.poll_read_chunk(cx, max)
-    }
-
-    /// Reads up to `max` bytes by handing them to `sink`, one call per contiguous piece,
-    /// while the session's lock is held: for a destination that is not an initialized
-    /// slice, such as tokio's `ReadBuf`, without zeroing it or copying twice. `Ok(0)` with
-    /// `max > 0` is the end of the stream. Keep `sink` short: it runs under the lock.
-    pub fn poll_read_with(
-        &self,
+    /// Takes received data without copying; `None` is end of stream. See
+    /// [`OwnedReadHalf::poll_read_chunk`].
+    pub fn poll_read_chunk(
+        &mut self,
         cx: &mut Context<'_>,
         max: usize,
-        sink: &mut dyn FnMut(&[u8]),
+    ) -> Poll<io::Result<Option<Bytes>>> {
+        self.read.poll_read_chunk(cx, max)
+    }
+
+    /// [`poll_read_chunk`](Self::poll_read_chunk) as a future. Cancel-safe.
+    pub async fn read_chunk(&mut self, max: usize) -> io::Result<Option<Bytes>> {
+        self.read.read_chunk(max).await
+    }
+
+    /// Queues data; Pending while the send buffer is full. See
+    /// [`OwnedWriteHalf::poll_write`].
+    pub fn poll_write(&mut self, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+        self.write.poll_write(cx, data)
+    }
+
+    /// Ready once every byte written was handed to the connection writer.
+    pub fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.write.poll_flush(cx)
+    }
+
+    /// Half-closes. See [`OwnedWriteHalf::poll_shutdown`].
+    pub fn poll_shutdown(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.write.poll_shutdown(cx)
+    }
+
+    /// The two halves, to read and write from different tasks; a move, with no lock or
+    /// count added. [`OwnedReadHalf::reunite`] puts them back together.
+    pub fn into_split(self) -> (OwnedReadHalf, OwnedWriteHalf) {
+        (self.read, self.write)
+    }
+}
+
+impl AsyncRead for OwnedReadHalf {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
-        self.handle.poll_read_with(cx, max, sink)
+        OwnedReadHalf::poll_read(self.get_mut(), cx, buf)
+    }
+}
+
+impl AsyncWrite for OwnedWriteHalf {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        OwnedWriteHalf::poll_write(self.get_mut(), cx, buf)
     }
 
-    /// Queues data; Pending while the stream's send buffer is full.
-    pub fn poll_write(&self, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
-        self.handle.poll_write(cx, data)
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        OwnedWriteHalf::poll_flush(self.get_mut(), cx)
     }
 
-    /// Ready once every byte written so far was handed to the connection writer.
-    pub fn poll_flush(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.handle.poll_flush(cx)
-    }
-
-    /// Half-closes: a FIN follows the data written; ready once it is handed over.
-    pub fn poll_shutdown(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.handle.poll_shutdown(cx)
-    }
-
-    /// Splits into an owned read half and write half, with no extra lock. The stream is
-    /// closed when both are dropped; [`ReadHalf::reunite`] puts them back together.
-    pub fn into_split(self) -> (ReadHalf, WriteHalf) {
-        let shared = self.handle.shared.clone();
-        let id = self.handle.id;
-        let read = ReadHalf {
-            handle: Handle::new(shared.clone(), id, 1),
-        };
-        let write = WriteHalf {
-            handle: Handle::new(shared, id, 1),
-        };
-        (read, write)
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        OwnedWriteHalf::poll_shutdown(self.get_mut(), cx)
     }
 }
 
@@ -263,7 +361,7 @@ impl AsyncRead for Stream {
         cx: &mut Context<'_>,
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
-        self.handle.poll_read(cx, buf)
+        Pin::new(&mut self.get_mut().read).poll_read(cx, buf)
     }
 }
 
@@ -273,142 +371,22 @@ impl AsyncWrite for Stream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        self.handle.poll_write(cx, buf)
+        Pin::new(&mut self.get_mut().write).poll_write(cx, buf)
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.handle.poll_flush(cx)
+        Pin::new(&mut self.get_mut().write).poll_flush(cx)
     }
 
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.handle.poll_shutdown(cx)
+        Pin::new(&mut self.get_mut().write).poll_close(cx)
     }
 }
 
-/// The read half of a [`Stream`], from [`Stream::into_split`].
-pub struct ReadHalf {
-    handle: Handle,
-}
-
-/// The write half of a [`Stream`], from [`Stream::into_split`].
-pub struct WriteHalf {
-    handle: Handle,
-}
-
-impl fmt::Debug for ReadHalf {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ReadHalf")
-            .field("id", &self.handle.id)
-            .finish()
-    }
-}
-
-impl fmt::Debug for WriteHalf {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("WriteHalf")
-            .field("id", &self.handle.id)
-            .finish()
-    }
-}
-
-/// [`ReadHalf::reunite`] was given halves of different streams; they are handed back.
-#[derive(Debug)]
-pub struct ReuniteError(pub ReadHalf, pub WriteHalf);
-
-impl fmt::Display for ReuniteError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("the halves belong to different streams")
-    }
-}
-
-impl std::error::Error for ReuniteError {}
-
-impl ReadHalf {
-    /// The stream id.
-    pub fn id(&self) -> u32 {
-        self.handle.id.0
-    }
-
-    /// Reads into `buf`; `Ok(0)` is end of stream.
-    pub fn poll_read(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
-        self.handle.poll_read(cx, buf)
-    }
-
-    /// Takes up to `max` bytes without copying; empty is end of stream.
-    pub fn poll_read_chunk(&self, cx: &mut Context<'_>, max: usize) -> Poll<io::Result<Bytes>> {
-        self.handle.poll_read_chunk(cx, max)
-    }
-
-    /// Reads up to `max` bytes by handing them to `sink`, one call per contiguous piece,
-    /// while the session's lock is held: for a destination that is not an initialized
-    /// slice, such as tokio's `ReadBuf`, without zeroing it or copying twice. `Ok(0)` with
-    /// `max > 0` is the end of the stream. Keep `sink` short: it runs under the lock.
-    pub fn poll_read_with(
-        &self,
-        cx: &mut Context<'_>,
-        max: usize,
-        sink: &mut dyn FnMut(&[u8]),
-    ) -> Poll<io::Result<usize>> {
-        self.handle.poll_read_with(cx, max, sink)
-    }
-
-    /// Puts the halves of one stream back together.
-    pub fn reunite(self, write: WriteHalf) -> Result<Stream, ReuniteError> {
-        if !Arc::ptr_eq(&self.handle.shared, &write.handle.shared)
-            || self.handle.id != write.handle.id
-        {
-            return Err(ReuniteError(self, write));
-        }
-        Ok(Stream::register(self.handle.shared.clone(), self.handle.id))
-    }
-}
-
-impl WriteHalf {
-    /// The stream id.
-    pub fn id(&self) -> u32 {
-        self.handle.id.0
-    }
-
-    /// Queues data; Pending while the stream's send buffer is full.
-    pub fn poll_write(&self, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
-        self.handle.poll_write(cx, data)
-    }
-
-    /// Ready once every byte written so far was handed to the connection writer.
-    pub fn poll_flush(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.handle.poll_flush(cx)
-    }
-
-    /// Half-closes the stream.
-    pub fn poll_shutdown(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.handle.poll_shutdown(cx)
-    }
-}
-
-impl AsyncRead for ReadHalf {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut [u8],
-    ) -> Poll<io::Result<usize>> {
-        self.handle.poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for WriteHalf {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        self.handle.poll_write(cx, buf)
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.handle.poll_flush(cx)
-    }
-
-    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.handle.poll_shutdown(cx)
-    }
-}
+/// Handles move freely between tasks and threads, and need no pinning.
+const _: () = {
+    const fn check<T: Send + Sync + Unpin>() {}
+    check::<Stream>();
+    check::<OwnedReadHalf>();
+    check::<OwnedWriteHalf>();
+};

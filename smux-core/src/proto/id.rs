@@ -3,7 +3,7 @@
 use std::fmt;
 
 /// Which end of the connection this is. It decides the stream ids: the client opens odd
-/// ids from 3, the server even ids from 2 (from [`Config::first_stream_id`] if set).
+/// ids from 3, the server even ids from 2 (from [`Config::first_stream_id`](crate::Config::first_stream_id) if set).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
     /// Opens streams 3, 5, 7, ...

@@ -47,7 +47,7 @@
 //! * streams: at most [`Config::max_streams`] plus those refused;
 //! * readiness: one flag set and one queue entry per stream, never an unbounded event queue.
 //!
-//! [`Engine::assert_invariants`] checks these after every step in the tests.
+//! `Engine::assert_invariants` (test and fuzzing builds) checks these after every step.
 
 //!
 //! # Where each part lives
@@ -57,7 +57,7 @@
 //!
 //! | file | owns |
 //! |---|---|
-//! | `store.rs` | the stream store, the live count, the borrowed [`StreamEntry`](store) view |
+//! | `store.rs` | the stream store, the live count, the borrowed `StreamEntry` view |
 //! | `stream.rs` | one stream: its lifecycle enums, buffers, windows, queue flags |
 //! | `recv.rs` | receiving: the input parser, payload assembly, the keepalive receive clock |
 //! | `recv_buf.rs` | a stream's unread data, packed |
@@ -239,6 +239,12 @@ impl Engine {
     /// The connection reached end of file: the session ends with [`CloseReason::PeerClosed`].
     pub fn handle_eof(&mut self) {
         self.end(CloseReason::PeerClosed);
+    }
+
+    /// Ends the session at once with `reason`, sending nothing more: for a driver that can
+    /// no longer run it (its state was poisoned, its runtime went away).
+    pub fn abort(&mut self, reason: CloseReason) {
+        self.end(reason);
     }
 
     /// Reading or writing the connection failed: the session ends with that error.

@@ -1,6 +1,6 @@
 //! The session's counters.
 
-/// Counters of a session, from [`Engine::stats`].
+/// Counters of a session, from [`Engine::stats`](super::Engine::stats).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Stats {

@@ -11,9 +11,9 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 /// batch of frames (headers and payloads in separate buffers) with one `writev`, where a
 /// plain adapter would write only the first buffer, an 8-byte header, per call.
 #[derive(Debug)]
-pub struct TokioIo<T>(T);
+pub struct TokioConn<T>(T);
 
-impl<T> TokioIo<T> {
+impl<T> TokioConn<T> {
     /// Wraps a tokio connection.
     pub fn new(io: T) -> Self {
         Self(io)
@@ -25,7 +25,7 @@ impl<T> TokioIo<T> {
     }
 }
 
-impl<T: AsyncRead + Unpin> futures_io::AsyncRead for TokioIo<T> {
+impl<T: AsyncRead + Unpin> futures_io::AsyncRead for TokioConn<T> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -37,7 +37,7 @@ impl<T: AsyncRead + Unpin> futures_io::AsyncRead for TokioIo<T> {
     }
 }
 
-impl<T: AsyncWrite + Unpin> futures_io::AsyncWrite for TokioIo<T> {
+impl<T: AsyncWrite + Unpin> futures_io::AsyncWrite for TokioConn<T> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -75,7 +75,7 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         let (a, b) = tokio::join!(tokio::net::TcpStream::connect(addr), listener.accept());
         let (a, mut b) = (a.unwrap(), b.unwrap().0);
-        let mut io = TokioIo::new(a);
+        let mut io = TokioConn::new(a);
         let header = [1u8; 8];
         let payload = [2u8; 1000];
         let n = io
