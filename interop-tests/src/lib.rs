@@ -4,6 +4,12 @@
 //! The library part holds what the binary and the tests share: the seeded data that
 //! `smux-echo` sends and checks.
 
+/// The README's examples, compiled and run as doctests: this crate depends on every
+/// adapter, so each runtime's quick start is checked against its own crate.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
+
 /// The seeded bytes that `smux-echo` writes on a stream: a splitmix64 sequence from
 /// `seed` and the stream's index, so both ends can check an echo without keeping a copy.
 pub fn seeded(seed: u64, stream: u64, len: usize) -> Vec<u8> {

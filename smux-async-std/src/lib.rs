@@ -42,14 +42,9 @@
 
 use smux_core::runtime::{AsyncIoTimer, BoxFuture, Runtime, Timer};
 use std::pin::Pin;
-use std::sync::Arc;
 use std::time::Instant;
 
-pub use smux_core::{
-    CloseReason, Config, ConfigBuilder, ConfigError, Driver, Error, Incoming, OpenError,
-    OwnedReadHalf, OwnedWriteHalf, ProtocolError, ReuniteError, Role, Session, Stats, Stream,
-    StreamError, StreamId, Version,
-};
+smux_core::futures_io_adapter!(AsyncStdRuntime, "async-std");
 
 /// Runs smux drivers as async-std tasks, with `async_io` timers (async-std's own reactor).
 #[derive(Debug, Clone, Copy, Default)]
@@ -64,38 +59,4 @@ impl Runtime for AsyncStdRuntime {
         // async-std runs on async-io: the same timer as smol's.
         Box::pin(AsyncIoTimer::at(deadline))
     }
-}
-
-/// Starts the client end of a session over `io`, its driver as an async-std task.
-pub fn client<T>(io: T, config: Config) -> Result<Session, Error>
-where
-    T: futures_io::AsyncRead + futures_io::AsyncWrite + Unpin + Send + 'static,
-{
-    Ok(Session::spawn(
-        io,
-        Role::Client,
-        config,
-        Arc::new(AsyncStdRuntime),
-    ))
-}
-
-/// Starts the server end of a session over `io`; see [`client`].
-pub fn server<T>(io: T, config: Config) -> Result<Session, Error>
-where
-    T: futures_io::AsyncRead + futures_io::AsyncWrite + Unpin + Send + 'static,
-{
-    Ok(Session::spawn(
-        io,
-        Role::Server,
-        config,
-        Arc::new(AsyncStdRuntime),
-    ))
-}
-
-/// A session and its driver future, for callers who run the driver themselves.
-pub fn new<T>(io: T, role: Role, config: Config) -> (Session, Driver<T>)
-where
-    T: futures_io::AsyncRead + futures_io::AsyncWrite + Unpin,
-{
-    Session::new(io, role, config, Arc::new(AsyncStdRuntime))
 }

@@ -41,6 +41,7 @@
 //! * **Keepalive** closes the session when no frame arrived for exactly the timeout, counted
 //!   only while the engine is willing to read; Go checks on a ticker (1x..2x the timeout).
 
+mod adapter;
 pub mod config;
 mod driver;
 pub mod error;
@@ -58,3 +59,9 @@ pub use error::{CloseReason, Error, OpenError, ProtocolError, StreamError};
 pub use frame::Version;
 pub use proto::{Role, Stats, StreamId};
 pub use runtime::Runtime;
+
+/// What [`futures_io_adapter!`] needs in the adapter crates, without their naming it.
+#[doc(hidden)]
+pub mod __private {
+    pub use futures_io::{AsyncRead, AsyncWrite};
+}
