@@ -13,17 +13,7 @@ pub struct ReadmeDoctests;
 /// The seeded bytes that `smux-echo` writes on a stream: a splitmix64 sequence from
 /// `seed` and the stream's index, so both ends can check an echo without keeping a copy.
 pub fn seeded(seed: u64, stream: u64, len: usize) -> Vec<u8> {
-    let mut state = seed ^ stream.wrapping_mul(0xA076_1D64_78BD_642F);
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        out.extend_from_slice(&(z ^ (z >> 31)).to_le_bytes());
-    }
-    out.truncate(len);
-    out
+    test_rng::Rng::for_stream(seed, stream).bytes(len)
 }
 
 #[cfg(test)]
