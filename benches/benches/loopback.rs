@@ -112,7 +112,7 @@ fn stream_pair(rt: &impl Rt, client: &Session, server: &Session) -> (Stream, Str
     rt.block_on(async {
         let mut c = client.open_stream().await.unwrap();
         c.write_all(b"x").await.unwrap();
-        let mut s = server.accept_stream().await.unwrap();
+        let mut s = server.accept_stream().await.unwrap().expect("a stream");
         let mut one = [0u8; 1];
         s.read_exact(&mut one).await.unwrap();
         (c, s)
@@ -203,7 +203,7 @@ fn loopback_on(c: &mut Criterion, rt: &impl Rt) {
                         for _ in 0..iters {
                             let mut s = client.open_stream().await.unwrap();
                             s.write_all(b"!").await.unwrap();
-                            let accepted = server.accept_stream().await.unwrap();
+                            let accepted = server.accept_stream().await.unwrap().expect("a stream");
                             drop((s, accepted));
                         }
                         start.elapsed()

@@ -338,7 +338,7 @@ pub fn serve(
                     smux_tokio::server(tcp, smux_config(settings)?).map_err(io::Error::from)?;
                 let inner = spawn.clone();
                 spawn(Box::pin(async move {
-                    while let Ok(s) = session.accept_stream().await {
+                    while let Ok(Some(s)) = session.accept_stream().await {
                         served(&inner, Box::new(s.compat()));
                     }
                 }));
@@ -353,7 +353,7 @@ pub fn serve(
                 .map_err(io::Error::from)?;
                 let inner = spawn.clone();
                 spawn(Box::pin(async move {
-                    while let Ok(s) = session.accept_stream().await {
+                    while let Ok(Some(s)) = session.accept_stream().await {
                         served(&inner, Box::new(s));
                     }
                 }));

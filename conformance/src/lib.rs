@@ -240,6 +240,9 @@ macro_rules! __suite {
                 incoming_yields_streams_and_ends,
                 chunk_reads_end_with_none,
                 halves_know_their_stream,
+                clean_end_is_not_an_error,
+                writes_after_close_name_the_session,
+                flush_and_shutdown_never_wait_for_the_peer,
             ]
         );
     };

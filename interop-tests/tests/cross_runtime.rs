@@ -89,7 +89,7 @@ async fn echo_server(session: Session) {
                 Either::Right(_) => continue,
             }
         };
-        echoes.push(echo(stream.unwrap()));
+        echoes.push(echo(stream.unwrap().expect("a stream")));
         accepted += 1;
     }
     while echoes.next().await.is_some() {}

@@ -18,7 +18,7 @@
 //!     async_std::task::spawn(async move {
 //!         let (conn, _) = listener.accept().await?;
 //!         let session = server(conn, Config::default())?;
-//!         while let Ok(stream) = session.accept_stream().await {
+//!         while let Ok(Some(stream)) = session.accept_stream().await {
 //!             async_std::task::spawn(async move {
 //!                 let (r, mut w) = stream.into_split();
 //!                 futures_util::io::copy(r, &mut w).await?;

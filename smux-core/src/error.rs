@@ -26,6 +26,22 @@ pub enum ProtocolError {
         /// The most a well-behaved peer can have sent.
         limit: usize,
     },
+    /// The first bytes from the peer are not an smux frame header and look like another
+    /// protocol's (a client pointed at an HTTP or TLS server, say).
+    #[error("the peer does not speak smux: its first bytes {first_bytes:02x?} look like {looks_like} (is the address right?)")]
+    NotSmux {
+        /// The first 8 bytes received.
+        first_bytes: [u8; 8],
+        /// What they look like: "an HTTP response", "a TLS record", ...
+        looks_like: &'static str,
+    },
+    /// The peer opened a stream with an id of this end's own parity (clients open odd ids,
+    /// servers even ones). Go replaces a live stream then; here it is a protocol error.
+    #[error("the peer opened stream {sid}, an id of this end's own parity: are both ends clients, or both servers?")]
+    OwnParity {
+        /// The stream id the peer opened.
+        sid: u32,
+    },
     /// An UPD frame reported more bytes consumed than we ever sent on the stream.
     #[error("UPD for sid {sid} reports {consumed} bytes consumed, but only {written} were sent")]
     ConsumedBeyondWritten {
@@ -39,18 +55,47 @@ pub enum ProtocolError {
 }
 
 /// Why a session ended. Every pending and later operation reports it.
+///
+/// | what happened | this end | the other end (smux-rs) |
+/// |---|---|---|
+/// | `Session::close()` (or the last handle dropped), every stream finished | `Local` | `PeerClosed`: a clean end |
+/// | `close()` with streams still open, or a Go peer's `Close()` (it sends no FINs) | `Local` | `UnexpectedEof` |
+/// | the connection cut (a reset, a crash, a cable) | `Io { .. }` or `UnexpectedEof` | the same |
+/// | a silent peer or a black-holed path | `KeepaliveTimeout` | depends on the path |
+/// | no smux frame ever arrived (a peer of another version, not an smux peer) | `NoFrameFromPeer`, `UnexpectedEof { before_first_frame: true, .. }` or `Protocol(NotSmux { .. })` | the same or a keepalive timeout |
+/// | the peer broke the protocol | `Protocol(..)` | `UnexpectedEof` (we close at once) |
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum CloseReason {
     /// The application closed the session.
-    #[error("session closed locally")]
+    #[error("the session was closed locally")]
     Local,
-    /// The peer closed the connection (end of file on the transport).
-    #[error("peer closed the connection")]
+    /// The peer ended the session cleanly: its connection closed at a frame boundary after
+    /// every open stream had received the peer's FIN.
+    /// [`Session::accept_stream`](crate::Session::accept_stream) reports it as the end of
+    /// the incoming streams (`Ok(None)`), not as an error.
+    #[error("the peer closed the session")]
     PeerClosed,
+    /// The connection reached its end in the middle of a frame, or while streams were still
+    /// open (the peer crashed, or closed its session without finishing its streams, as
+    /// Go's `Session.Close` does).
+    #[error("the connection ended unexpectedly{}{}", match open_streams { 0 => String::new(), n => format!(" with {n} streams open") }, if *mid_frame { " in the middle of a frame" } else if *before_first_frame { ", before the peer sent a single smux frame (is it an smux peer, of the same protocol version?)" } else { "" })]
+    UnexpectedEof {
+        /// Streams open (not finished by the peer) when the connection ended.
+        open_streams: usize,
+        /// The connection ended inside a frame.
+        mid_frame: bool,
+        /// The peer never sent a valid frame.
+        before_first_frame: bool,
+    },
     /// No frame arrived from the peer within the keepalive timeout.
     #[error("keepalive timeout: no frame from the peer for {0:?}")]
     KeepaliveTimeout(Duration),
+    /// The keepalive timeout passed before the peer sent a single frame: often a peer of
+    /// another protocol version (Go keeps such a connection open, silently) or not an smux
+    /// peer at all.
+    #[error("keepalive timeout: not a single smux frame from the peer in {0:?} (is it an smux peer, of the same protocol version?)")]
+    NoFrameFromPeer(Duration),
     /// The peer broke the protocol.
     #[error("protocol error: {0}")]
     Protocol(#[from] ProtocolError),
@@ -93,7 +138,7 @@ pub enum StreamError {
     #[error("unknown or closed stream")]
     UnknownStream,
     /// The session ended.
-    #[error("session ended: {0}")]
+    #[error(transparent)]
     SessionClosed(CloseReason),
 }
 
@@ -114,7 +159,7 @@ pub enum OpenError {
     #[error("session is shutting down")]
     ShuttingDown,
     /// The session ended.
-    #[error("session ended: {0}")]
+    #[error(transparent)]
     SessionClosed(CloseReason),
 }
 
@@ -124,8 +169,9 @@ pub enum OpenError {
 /// | error | [`io::ErrorKind`] |
 /// |---|---|
 /// | `Closed(CloseReason::Local)` | `NotConnected` |
-/// | `Closed(CloseReason::PeerClosed)` (peer gone without FIN) | `UnexpectedEof` |
-/// | `Closed(CloseReason::KeepaliveTimeout(_))` | `TimedOut` |
+/// | `Closed(CloseReason::PeerClosed)` (a clean end; seen by writes and opens) | `BrokenPipe` |
+/// | `Closed(CloseReason::UnexpectedEof { .. })` | `UnexpectedEof` |
+/// | `Closed(CloseReason::KeepaliveTimeout(_))`, `Closed(CloseReason::NoFrameFromPeer(_))` | `TimedOut` |
 /// | `Closed(CloseReason::Protocol(_))` | `InvalidData` |
 /// | `Closed(CloseReason::Poisoned)` | `Other` |
 /// | `Closed(CloseReason::Io { kind, .. })` | `kind` |
@@ -139,7 +185,7 @@ pub enum OpenError {
 pub enum Error {
     /// The session ended; the reason says whether the peer, the connection, a timeout or
     /// the application ended it.
-    #[error("session closed: {0}")]
+    #[error(transparent)]
     Closed(CloseReason),
     /// A stream could not be opened.
     #[error(transparent)]
@@ -161,8 +207,11 @@ impl Error {
         match self {
             Error::Closed(reason) => match reason {
                 CloseReason::Local => io::ErrorKind::NotConnected,
-                CloseReason::PeerClosed => io::ErrorKind::UnexpectedEof,
-                CloseReason::KeepaliveTimeout(_) => io::ErrorKind::TimedOut,
+                CloseReason::PeerClosed => io::ErrorKind::BrokenPipe,
+                CloseReason::UnexpectedEof { .. } => io::ErrorKind::UnexpectedEof,
+                CloseReason::KeepaliveTimeout(_) | CloseReason::NoFrameFromPeer(_) => {
+                    io::ErrorKind::TimedOut
+                }
                 CloseReason::Protocol(_) => io::ErrorKind::InvalidData,
                 CloseReason::Poisoned => io::ErrorKind::Other,
                 CloseReason::Io { kind, .. } => *kind,
@@ -204,6 +253,14 @@ mod tests {
             ),
             (
                 Error::Closed(CloseReason::PeerClosed),
+                io::ErrorKind::BrokenPipe,
+            ),
+            (
+                Error::Closed(CloseReason::UnexpectedEof {
+                    open_streams: 2,
+                    mid_frame: false,
+                    before_first_frame: false,
+                }),
                 io::ErrorKind::UnexpectedEof,
             ),
             (
@@ -219,7 +276,7 @@ mod tests {
             (Error::WriteClosed, io::ErrorKind::BrokenPipe),
             (
                 Error::from(OpenError::SessionClosed(CloseReason::PeerClosed)),
-                io::ErrorKind::UnexpectedEof,
+                io::ErrorKind::BrokenPipe,
             ),
         ];
         for (err, kind) in cases {
@@ -228,5 +285,36 @@ mod tests {
             let back = io.get_ref().unwrap().downcast_ref::<Error>().unwrap();
             assert_eq!(back, &err);
         }
+    }
+
+    /// Each message says what happened once, without a wrapper repeating it.
+    #[test]
+    fn messages_do_not_repeat_themselves() {
+        assert_eq!(
+            Error::Closed(CloseReason::Local).to_string(),
+            "the session was closed locally"
+        );
+        assert_eq!(
+            StreamError::SessionClosed(CloseReason::PeerClosed).to_string(),
+            "the peer closed the session"
+        );
+        let eof = CloseReason::UnexpectedEof {
+            open_streams: 3,
+            mid_frame: true,
+            before_first_frame: false,
+        };
+        assert_eq!(
+            eof.to_string(),
+            "the connection ended unexpectedly with 3 streams open in the middle of a frame"
+        );
+        let silent = CloseReason::UnexpectedEof {
+            open_streams: 0,
+            mid_frame: false,
+            before_first_frame: true,
+        };
+        assert!(
+            silent.to_string().contains("same protocol version"),
+            "{silent}"
+        );
     }
 }

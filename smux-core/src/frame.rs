@@ -120,7 +120,8 @@ impl fmt::Display for Cmd {
 pub enum FrameError {
     /// The header's version byte is not the session's.
     #[error(
-        "frame with version {found} on a version {expected} session (cmd byte {cmd}, sid {sid})"
+        "frame with version {found} on a version {expected} session (cmd byte {cmd}, sid {sid}){}",
+        if matches!(found, 1 | 2) { ": the peer speaks the other protocol version; set the same version on both ends" } else { "" }
     )]
     VersionMismatch {
         /// The session's version.

@@ -207,7 +207,7 @@ pub fn stream_ops(data: &[u8]) {
                     engine.handle_timeout(now);
                 }
             }
-            Op::Eof => engine.handle_eof(),
+            Op::Eof => engine.handle_eof(0),
             Op::Close => engine.close(now),
             Op::Shutdown => engine.shutdown(now),
         }

@@ -289,7 +289,9 @@ fn accept_and_read_are_woken_by_the_driver_delivering() {
                 }]);
             })
         };
-        let mut stream = block_on(session.accept_stream()).unwrap();
+        let mut stream = block_on(session.accept_stream())
+            .unwrap()
+            .expect("a stream");
         assert_eq!(stream.id(), StreamId(3));
         assert_eq!(read(&mut stream, 2).unwrap(), b"ab");
         peer.join().unwrap();

@@ -29,7 +29,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         conn.set_nodelay(true)?;
         let session = server(conn, server_config)?;
         // Echo every stream: bulk data flows back, requests get their reply.
-        while let Ok(stream) = session.accept_stream().await {
+        while let Ok(Some(stream)) = session.accept_stream().await {
             tokio::spawn(async move {
                 let (mut r, mut w) = stream.into_split();
                 tokio::io::copy(&mut r, &mut w).await?;

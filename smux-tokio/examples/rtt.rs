@@ -32,7 +32,7 @@ fn main() {
             let c = client(a, Config::default()).unwrap();
             let s = server(b, Config::default()).unwrap();
             tokio::spawn(async move {
-                let mut st = s.accept_stream().await.unwrap();
+                let mut st = s.accept_stream().await.unwrap().expect("a stream");
                 let mut buf = [0u8; 64];
                 loop {
                     if st.read_exact(&mut buf).await.is_err() {

@@ -27,7 +27,7 @@ async fn entry(listener: TcpListener, session: Session) -> Result<(), BoxError> 
 
 /// The exit: each stream of the session becomes a connection to the target.
 async fn exit(session: Session, target: SocketAddr) {
-    while let Ok(mut stream) = session.accept_stream().await {
+    while let Ok(Some(mut stream)) = session.accept_stream().await {
         tokio::spawn(async move {
             let mut conn = TcpStream::connect(target).await?;
             tokio::io::copy_bidirectional(&mut stream, &mut conn).await

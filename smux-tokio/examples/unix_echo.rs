@@ -17,7 +17,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     tokio::spawn(async move {
         let (conn, _) = listener.accept().await?;
         let session = server(conn, Config::default())?;
-        while let Ok(stream) = session.accept_stream().await {
+        while let Ok(Some(stream)) = session.accept_stream().await {
             tokio::spawn(async move {
                 let (mut r, mut w) = stream.into_split();
                 tokio::io::copy(&mut r, &mut w).await?;

@@ -14,7 +14,7 @@
 //!
 //! tokio::spawn(async move {
 //!     // Echo every stream the client opens.
-//!     while let Ok(mut stream) = server.accept_stream().await {
+//!     while let Ok(Some(mut stream)) = server.accept_stream().await {
 //!         tokio::spawn(async move {
 //!             let mut buf = vec![0; 4096];
 //!             while let Ok(n @ 1..) = stream.read(&mut buf).await {

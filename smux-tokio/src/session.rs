@@ -65,9 +65,10 @@ impl Session {
         self.0.open_stream().await.map(Stream)
     }
 
-    /// Waits for the next stream the peer opens. Cancel-safe.
-    pub async fn accept_stream(&self) -> Result<Stream, Error> {
-        self.0.accept_stream().await.map(Stream)
+    /// Waits for the next stream the peer opens; `Ok(None)` once the peer ended the
+    /// session cleanly. Cancel-safe. See [`smux_core::Session::accept_stream`].
+    pub async fn accept_stream(&self) -> Result<Option<Stream>, Error> {
+        Ok(self.0.accept_stream().await?.map(Stream))
     }
 
     /// The incoming streams as a `futures_core::Stream`; taken once.
@@ -148,6 +149,12 @@ impl Stream {
         self.0.read_chunk(max).await
     }
 
+    /// Waits until the data written, and the FIN if shut down, has gone to the connection
+    /// writer (`flush` never waits, as a socket's). Cancel-safe.
+    pub async fn sent(&mut self) -> io::Result<()> {
+        self.0.sent().await
+    }
+
     /// The two halves, to read and write from different tasks (as tokio's
     /// `TcpStream::into_split`); a move, no lock or count added.
     pub fn into_split(self) -> (OwnedReadHalf, OwnedWriteHalf) {
@@ -196,6 +203,12 @@ impl OwnedWriteHalf {
     /// The stream id.
     pub fn id(&self) -> StreamId {
         self.0.id()
+    }
+
+    /// Waits until the data written, and the FIN if shut down, has gone to the connection
+    /// writer (`flush` never waits, as a socket's). Cancel-safe.
+    pub async fn sent(&mut self) -> io::Result<()> {
+        self.0.sent().await
     }
 }
 

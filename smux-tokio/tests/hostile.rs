@@ -60,7 +60,7 @@ async fn syn_flood_past_the_backlog_is_refused_while_established_streams_flow() 
     peer.write_all(&encode(Version::V1, &[Frame::Syn { sid: 3 }]))
         .await
         .unwrap();
-    let mut established = server.accept_stream().await.unwrap();
+    let mut established = server.accept_stream().await.unwrap().expect("a stream");
     let echo = tokio::spawn(async move {
         let mut buf = [0u8; 5];
         established.read_exact(&mut buf).await.unwrap();
@@ -116,7 +116,7 @@ async fn a_v2_peer_that_ignores_our_window_is_a_protocol_error() {
     peer.write_all(&encode(Version::V2, &[Frame::Syn { sid: 3 }]))
         .await
         .unwrap();
-    let _unread = server.accept_stream().await.unwrap();
+    let _unread = server.accept_stream().await.unwrap().expect("a stream");
     // 12 x 32 KiB = 384 KiB unread on one stream: more than 262144 + 65535.
     let push = Frame::Psh {
         sid: 3,
@@ -183,9 +183,10 @@ async fn half_a_frame_then_silence_is_ended_by_keepalive() {
     timeout(LIMIT, server.finished())
         .await
         .expect("keepalive ends it");
+    // Half a header is no frame: the reason hints that the peer may not speak smux.
     assert_eq!(
         server.close_reason(),
-        Some(CloseReason::KeepaliveTimeout(Duration::from_millis(300)))
+        Some(CloseReason::NoFrameFromPeer(Duration::from_millis(300)))
     );
 }
 
@@ -325,7 +326,8 @@ async fn running_out_of_stream_ids_fails_opens_with_a_typed_error_while_streams_
     let mut accepted = timeout(LIMIT, client.accept_stream())
         .await
         .expect("the peer's stream arrives")
-        .unwrap();
+        .unwrap()
+        .expect("a stream");
     let mut hi = [0u8; 2];
     timeout(LIMIT, accepted.read_exact(&mut hi))
         .await

@@ -149,7 +149,7 @@ fn idle_streams_cost_little() {
         }
         peer.write_all(&syns).await.unwrap();
         for _ in 0..IDLE {
-            held.push(server.accept_stream().await.unwrap());
+            held.push(server.accept_stream().await.unwrap().expect("a stream"));
         }
         let per_stream = ALLOCATOR.allocated().saturating_sub(before) / IDLE as usize;
         eprintln!("{IDLE} idle streams: {per_stream} bytes each (engine, driver and handle)");

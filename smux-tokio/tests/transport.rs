@@ -74,7 +74,7 @@ async fn a_connection_without_vectored_writes_gets_packed_batches() {
 
     const TOTAL: usize = 8 << 20;
     let reader = tokio::spawn(async move {
-        let mut s = server.accept_stream().await.unwrap();
+        let mut s = server.accept_stream().await.unwrap().expect("a stream");
         let mut got = Vec::new();
         s.read_to_end(&mut got).await.unwrap();
         got

@@ -235,7 +235,7 @@ fn server(listen: SocketAddr, open: Option<usize>, common: Common) -> Result<(),
         );
         runtime.spawn(Box::pin(serve_session(
             session.clone(),
-            peer,
+            Some(peer),
             runtime.clone(),
         )));
         if let Some(n) = open {
@@ -251,13 +251,15 @@ fn server(listen: SocketAddr, open: Option<usize>, common: Common) -> Result<(),
 }
 
 /// Echoes every stream of a session until it ends.
-async fn serve_session(session: Session, peer: SocketAddr, rt: Arc<dyn Runtime>) {
-    while let Ok(stream) = session.accept_stream().await {
+/// Echoes every stream of a session until it ends; a session that ended badly is reported
+/// if `peer` is given (the client reports its session's end in its own summary instead).
+async fn serve_session(session: Session, peer: Option<SocketAddr>, rt: Arc<dyn Runtime>) {
+    while let Ok(Some(stream)) = session.accept_stream().await {
         rt.spawn(Box::pin(echo(stream)));
     }
-    match session.close_reason() {
-        Some(CloseReason::PeerClosed | CloseReason::Local) | None => {}
-        Some(reason) => eprintln!("session with {peer} ended: {reason}"),
+    match (session.close_reason(), peer) {
+        (Some(CloseReason::PeerClosed | CloseReason::Local) | None, _) | (_, None) => {}
+        (Some(reason), Some(peer)) => eprintln!("session with {peer} ended: {reason}"),
     }
 }
 
@@ -345,7 +347,7 @@ fn client(
         // Echo what the server opens toward us (`server --open`).
         runtime.spawn(Box::pin(serve_session(
             session.clone(),
-            addr,
+            None,
             runtime.clone(),
         )));
         let start = Instant::now();
@@ -371,8 +373,11 @@ fn client(
         }
         if let Some(e) = failure {
             return Err(match session.close_reason() {
-                Some(reason) => format!("{e} (session ended: {reason})"),
-                None => e,
+                // The reason, unless the stream's error already says it.
+                Some(reason) if !e.contains(&reason.to_string()) => {
+                    format!("{e} (session ended: {reason})")
+                }
+                _ => e,
             });
         }
         let secs = start.elapsed().as_secs_f64();

@@ -41,7 +41,7 @@ fn rss_kib() -> u64 {
 
 /// Echoes every stream the session accepts, on `rt`.
 async fn echo_server(session: Session, rt: Arc<dyn Runtime>) {
-    while let Ok(stream) = session.accept_stream().await {
+    while let Ok(Some(stream)) = session.accept_stream().await {
         rt.spawn(Box::pin(async move {
             let (r, mut w) = stream.into_split();
             if futures_util::io::copy(r, &mut w).await.is_ok() {

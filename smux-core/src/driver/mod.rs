@@ -328,7 +328,7 @@ where
                     self.start += used;
                 }
                 if self.eof {
-                    st.engine.handle_eof();
+                    st.engine.handle_eof(self.end - self.start);
                 }
                 if st.engine.is_closed() || !st.engine.wants_input() {
                     break;
@@ -535,8 +535,13 @@ where
                         this.end = 0;
                     }
                 }
-                if this.eof && !st.engine.is_closed() {
-                    st.engine.handle_eof();
+                // At the end of the input, once the engine took all it will: frames held
+                // back by a spent budget are delivered first (the reader's refund wakes us),
+                // and only a partial frame is left behind.
+                let leftover = this.end - this.start;
+                if this.eof && !st.engine.is_closed() && (leftover == 0 || st.engine.wants_input())
+                {
+                    st.engine.handle_eof(leftover);
                 }
                 if this.out.len() < WRITE_BATCH && st.engine.wants_transmit() {
                     let _ = st.engine.poll_transmit(now, &mut this.out, WRITE_BATCH);

@@ -86,25 +86,28 @@ impl Session {
         Ok(Stream::register(self.shared.clone(), id))
     }
 
-    /// Waits for the next stream the peer opens. Cancel-safe: a stream is taken only when
-    /// this returns it. After the session ended, streams already queued are still handed
-    /// out, then the reason it ended.
-    pub async fn accept_stream(&self) -> Result<Stream, Error> {
+    /// Waits for the next stream the peer opens. `Ok(None)` is the clean end of the
+    /// incoming streams: the peer ended the session cleanly ([`CloseReason::PeerClosed`]:
+    /// at a frame boundary, after finishing every stream). Any other end is an error with
+    /// its reason. After the session ended, streams already queued are still handed out
+    /// first. Cancel-safe: a stream is taken only when this returns it.
+    pub async fn accept_stream(&self) -> Result<Option<Stream>, Error> {
         poll_fn(|cx| self.poll_accept(cx)).await
     }
 
     /// [`accept_stream`](Self::accept_stream) as a poll function.
-    pub fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<Result<Stream, Error>> {
+    pub fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<Result<Option<Stream>, Error>> {
         let mut st = self.shared.lock();
         match st.engine.accept() {
             Ok(Some(id)) => {
                 drop(st);
-                Poll::Ready(Ok(Stream::register(self.shared.clone(), id)))
+                Poll::Ready(Ok(Some(Stream::register(self.shared.clone(), id))))
             }
             Ok(None) => {
                 store_in(&mut st.accept_wakers, cx.waker());
                 Poll::Pending
             }
+            Err(CloseReason::PeerClosed) => Poll::Ready(Ok(None)),
             Err(reason) => Poll::Ready(Err(Error::Closed(reason))),
         }
     }
@@ -213,7 +216,7 @@ impl futures_core::Stream for Incoming {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Stream>> {
         match self.session.poll_accept(cx) {
-            Poll::Ready(Ok(stream)) => Poll::Ready(Some(stream)),
+            Poll::Ready(Ok(stream)) => Poll::Ready(stream),
             Poll::Ready(Err(_)) => Poll::Ready(None),
             Poll::Pending => Poll::Pending,
         }

@@ -167,8 +167,39 @@ impl OwnedWriteHalf {
             .poll_op(cx, |e, id| e.write(id, data), |&n, _| n > 0)
     }
 
-    /// Ready once every byte written so far was handed to the connection writer.
-    pub fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    /// A socket's flush: Ready as soon as the bytes written are the session's to send,
+    /// which they are once `poll_write` took them, so this never waits (hyper and
+    /// `copy_bidirectional` flush after every write and must not stall on the peer). It
+    /// fails only if the session ended with bytes of this stream still unsent. To wait
+    /// until they (and the FIN) have gone out, use [`poll_sent`](Self::poll_sent).
+    pub fn poll_flush(&mut self, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let mut st = self.handle.shared.lock();
+        match st.engine.poll_flushed(self.handle.id) {
+            Ok(_) => Poll::Ready(Ok(())),
+            Err(e) => Poll::Ready(Err(map_error(e))),
+        }
+    }
+
+    /// Half-closes: the FIN is committed and follows the data already written; Ready at
+    /// once (the FIN goes out after the data, whatever the peer reads). Later writes fail
+    /// with `BrokenPipe`; finishing twice is a no-op. Cancel-safe: once called, the FIN is
+    /// committed even if the future is dropped.
+    pub fn poll_shutdown(&mut self, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let mut st = self.handle.shared.lock();
+        match st.engine.finish(self.handle.id) {
+            Ok(()) => {
+                st.wake_driver();
+                Poll::Ready(Ok(()))
+            }
+            Err(e) => Poll::Ready(Err(map_error(e))),
+        }
+    }
+
+    /// Ready once every byte written so far, and the FIN if the stream was shut down, has
+    /// been framed and handed to the connection writer: for the few who must know the data
+    /// left (before dropping the session's connection by hand, say). It waits as long as
+    /// the peer grants no window; bound it with the runtime's timeout.
+    pub fn poll_sent(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let id = self.handle.id;
         let mut st = self.handle.shared.lock();
         match st.engine.poll_flushed(id) {
@@ -182,17 +213,9 @@ impl OwnedWriteHalf {
         }
     }
 
-    /// Half-closes: a FIN follows the data written; ready once it is handed over. Later
-    /// writes fail with `BrokenPipe`; finishing twice is a no-op.
-    pub fn poll_shutdown(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        {
-            let mut st = self.handle.shared.lock();
-            if let Err(e) = st.engine.finish(self.handle.id) {
-                return Poll::Ready(Err(map_error(e)));
-            }
-            st.wake_driver();
-        }
-        self.poll_flush(cx)
+    /// [`poll_sent`](Self::poll_sent) as a future. Cancel-safe.
+    pub async fn sent(&mut self) -> io::Result<()> {
+        poll_fn(|cx| self.poll_sent(cx)).await
     }
 }
 
@@ -310,9 +333,20 @@ impl Stream {
         self.write.poll_write(cx, data)
     }
 
-    /// Ready once every byte written was handed to the connection writer.
+    /// A socket's flush: never waits. See [`OwnedWriteHalf::poll_flush`].
     pub fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.write.poll_flush(cx)
+    }
+
+    /// Ready once the data written, and the FIN if shut down, has gone to the connection
+    /// writer. See [`OwnedWriteHalf::poll_sent`].
+    pub fn poll_sent(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.write.poll_sent(cx)
+    }
+
+    /// [`poll_sent`](Self::poll_sent) as a future. Cancel-safe.
+    pub async fn sent(&mut self) -> io::Result<()> {
+        self.write.sent().await
     }
 
     /// Half-closes. See [`OwnedWriteHalf::poll_shutdown`].

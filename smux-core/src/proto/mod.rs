@@ -204,6 +204,7 @@ impl Engine {
             config: &self.config,
             version: self.version,
             accepting: self.phase == Phase::Open,
+            client: self.role == Role::Client,
         };
         let (used, result) = self.rx.handle_input(now, input, &mut ctx);
         match result {
@@ -236,9 +237,27 @@ impl Engine {
         }
     }
 
-    /// The connection reached end of file: the session ends with [`CloseReason::PeerClosed`].
-    pub fn handle_eof(&mut self) {
-        self.end(CloseReason::PeerClosed);
+    /// The connection reached end of file, `unconsumed` bytes after the last ones the
+    /// engine took (a partial header can never be completed now). At a frame boundary
+    /// with every stream finished by the peer, the session ends cleanly with
+    /// [`CloseReason::PeerClosed`]; otherwise with [`CloseReason::UnexpectedEof`].
+    pub fn handle_eof(&mut self, unconsumed: usize) {
+        let open_streams = self
+            .streams
+            .iter()
+            .filter(|(_, s)| !s.fin_received())
+            .count();
+        let mid_frame = unconsumed > 0 || self.rx.mid_frame();
+        let reason = if open_streams == 0 && !mid_frame {
+            CloseReason::PeerClosed
+        } else {
+            CloseReason::UnexpectedEof {
+                open_streams,
+                mid_frame,
+                before_first_frame: !self.rx.seen_frame(),
+            }
+        };
+        self.end(reason);
     }
 
     /// Ends the session at once with `reason`, sending nothing more: for a driver that can
@@ -269,9 +288,11 @@ impl Engine {
             self.timers.stop(Timer::PoolRelease);
         }
         if self.timers.expired(Timer::Idle, now) {
-            self.end(CloseReason::KeepaliveTimeout(
-                self.config.keep_alive_timeout(),
-            ));
+            let timeout = self.config.keep_alive_timeout();
+            self.end(match self.rx.seen_frame() {
+                true => CloseReason::KeepaliveTimeout(timeout),
+                false => CloseReason::NoFrameFromPeer(timeout),
+            });
             return;
         }
         if self
@@ -467,8 +488,12 @@ impl Engine {
         }
         if let Some(data) = take(s, &mut self.recv_pool) {
             let n = data.read_len();
-            if self.version == Version::V2 && s.recv_window.read(n, &self.config) {
-                // Also after our own FIN: the peer may still be sending.
+            // Also after our own FIN (the peer may still be sending), never after the
+            // peer's (it sends nothing more).
+            if self.version == Version::V2
+                && s.recv_window.read(n, &self.config)
+                && !s.fin_received()
+            {
                 self.tx.queue_upd(id.0, s);
             }
             self.budget.refund(n);
@@ -489,7 +514,7 @@ impl Engine {
     /// Queues `data` for the stream; returns how much fit in its send buffer.
     /// [`StreamError::Blocked`] means none fit: wait for a writable event.
     pub fn write(&mut self, id: StreamId, data: &[u8]) -> Result<usize, StreamError> {
-        let closed = self.close_reason().cloned();
+        let closed = self.session_end();
         let s = writable(self.streams.get_mut(id.0), closed)?;
         if data.is_empty() {
             return Ok(0);
@@ -504,14 +529,14 @@ impl Engine {
         Ok(n)
     }
 
-    /// Whether every byte written to the stream has been framed into a
-    /// [`Transmit`]. If not, a writable event follows when it has.
+    /// Whether every byte written to the stream, and its FIN once it was finished, has
+    /// been framed into a [`Transmit`]. If not, a writable event follows when it has.
     pub fn poll_flushed(&mut self, id: StreamId) -> Result<bool, StreamError> {
         let closed = self.close_reason().cloned();
         let Some(s) = self.streams.get_mut(id.0) else {
             return Ok(true);
         };
-        if s.send.is_empty() {
+        if !s.has_pending_send() {
             return Ok(true);
         }
         if let Some(reason) = closed {
@@ -524,7 +549,7 @@ impl Engine {
     /// Half-closes the stream: a FIN follows the data already written. The stream stays
     /// readable. Finishing twice is a no-op.
     pub fn finish(&mut self, id: StreamId) -> Result<(), StreamError> {
-        let closed = self.close_reason().cloned();
+        let closed = self.session_end();
         let s = match writable(self.streams.get_mut(id.0), closed) {
             Ok(s) => s,
             Err(StreamError::WriteClosed) => return Ok(()),
@@ -588,6 +613,16 @@ impl Engine {
     }
 
     // ---------------------------------------------------------------- internals
+
+    /// Why writes can no longer be taken: the session ended, or a local close is flushing
+    /// (which finished every stream, but not because the application asked).
+    fn session_end(&self) -> Option<CloseReason> {
+        match &self.phase {
+            Phase::Closed(reason) => Some(reason.clone()),
+            Phase::Closing => Some(CloseReason::Local),
+            _ => None,
+        }
+    }
 
     /// Every stream has finished or been let go, and none waits to be accepted.
     fn drained(&self) -> bool {

@@ -21,6 +21,26 @@ use bytes::{Bytes, BytesMut};
 use std::collections::VecDeque;
 use std::time::Instant;
 
+/// What the first 8 bytes from a peer that sent no valid smux header look like, if they
+/// look like another protocol's.
+fn not_smux(head: &[u8; HEADER_LEN]) -> Option<ProtocolError> {
+    let looks_like = match head {
+        [b'H', b'T', b'T', b'P', b'/', ..] => "an HTTP response",
+        [b'G', b'E', b'T', b' ', ..]
+        | [b'P', b'O', b'S', b'T', ..]
+        | [b'P', b'U', b'T', b' ', ..]
+        | [b'H', b'E', b'A', b'D', ..] => "an HTTP request",
+        [b'S', b'S', b'H', b'-', ..] => "an SSH banner",
+        [0x16 | 0x15, 0x03, 0x00..=0x04, ..] => "a TLS record",
+        [b'P', b'R', b'I', b' ', b'*', ..] => "an HTTP/2 preface",
+        _ => return None,
+    };
+    Some(ProtocolError::NotSmux {
+        first_bytes: *head,
+        looks_like,
+    })
+}
+
 /// Where the parser is.
 #[derive(Debug, Clone, Copy)]
 enum State {
@@ -43,6 +63,9 @@ pub(super) enum Input<'a> {
     Upd { sid: u32, update: WindowUpdate },
     /// Payload bytes of a kept PSH.
     Payload { sid: u32, data: Received<'a> },
+    /// Payload bytes of a PSH for a stream that takes no data (let go, refused, unknown):
+    /// dropped, but a let-go stream still grants window for them.
+    Discarded { sid: u32, len: usize },
 }
 
 /// Payload bytes on their way into a stream.
@@ -69,6 +92,8 @@ pub(super) struct Receiver {
     state: State,
     /// A large payload arriving in pieces.
     assembling: BytesMut,
+    /// A valid frame header has arrived: the peer speaks smux, in our version.
+    seen_frame: bool,
 }
 
 impl Default for Receiver {
@@ -76,6 +101,7 @@ impl Default for Receiver {
         Self {
             state: State::Header,
             assembling: BytesMut::new(),
+            seen_frame: false,
         }
     }
 }
@@ -100,14 +126,17 @@ impl Receiver {
             let handled = match step {
                 Input::Header(header) => {
                     Self::frame_seen(now, ctx.timers, ctx.config);
-                    ctx.handle_header(header, self);
-                    Ok(())
+                    ctx.handle_header(header, self)
                 }
                 Input::Upd { sid, update } => {
                     Self::frame_seen(now, ctx.timers, ctx.config);
                     ctx.handle_upd(sid, update)
                 }
                 Input::Payload { sid, data } => ctx.deliver(now, sid, data),
+                Input::Discarded { sid, len } => {
+                    ctx.discard(sid, len);
+                    Ok(())
+                }
             };
             if handled.is_err() {
                 break handled;
@@ -119,6 +148,11 @@ impl Receiver {
     /// Inside a frame's payload (it is read whatever the budget: the header was charged).
     pub(super) fn mid_frame(&self) -> bool {
         matches!(self.state, State::Payload { .. })
+    }
+
+    /// Whether a valid frame header ever arrived.
+    pub(super) fn seen_frame(&self) -> bool {
+        self.seen_frame
     }
 
     /// Takes the next step from the front of `rest`, or `None` if it needs more bytes (or
@@ -140,7 +174,14 @@ impl Receiver {
                     let Some(head) = rest.first_chunk::<HEADER_LEN>() else {
                         return Ok(None);
                     };
-                    let header = Header::decode(head, version)?;
+                    let header = match Header::decode(head, version) {
+                        Ok(header) => header,
+                        Err(e) if !self.seen_frame => {
+                            return Err(not_smux(head).unwrap_or(e.into()))
+                        }
+                        Err(e) => return Err(e.into()),
+                    };
+                    self.seen_frame = true;
                     let body = &rest[HEADER_LEN..];
                     if header.cmd == Cmd::Upd {
                         let Some(payload) = body.first_chunk::<UPD_PAYLOAD_LEN>() else {
@@ -176,10 +217,11 @@ impl Receiver {
                             keep,
                         }
                     };
-                    if keep {
-                        if let Some(data) = self.assemble(piece, remaining, pool) {
-                            return Ok(Some(Input::Payload { sid, data }));
-                        }
+                    if !keep {
+                        return Ok(Some(Input::Discarded { sid, len: n }));
+                    }
+                    if let Some(data) = self.assemble(piece, remaining, pool) {
+                        return Ok(Some(Input::Payload { sid, data }));
                     }
                 }
             }
@@ -279,37 +321,62 @@ pub(super) struct Ctx<'a> {
     pub(super) version: Version,
     /// New streams are accepted (the session is neither draining nor closing).
     pub(super) accepting: bool,
+    /// This end is the client (it opens odd ids; the peer, even ones).
+    pub(super) client: bool,
 }
 
 impl Ctx<'_> {
-    fn handle_header(&mut self, header: Header, rx: &mut Receiver) {
+    fn handle_header(&mut self, header: Header, rx: &mut Receiver) -> Result<(), ProtocolError> {
         let sid = header.sid;
         match header.cmd {
             Cmd::Nop | Cmd::Upd => {}
-            Cmd::Syn => self.handle_syn(sid),
+            Cmd::Syn => self.handle_syn(sid)?,
             Cmd::Fin => self.handle_fin(sid),
             Cmd::Psh => {
                 let keep = self.store.get(sid).is_some_and(Stream::takes_data);
                 rx.expect_payload(sid, usize::from(header.length), keep);
             }
         }
+        Ok(())
     }
 
-    fn handle_syn(&mut self, sid: u32) {
+    fn handle_syn(&mut self, sid: u32) -> Result<(), ProtocolError> {
         if self.store.contains(sid) {
-            return; // Go ignores a SYN for a live id.
+            return Ok(()); // Go ignores a SYN for a live id.
         }
+        if (sid % 2 == 1) == self.client {
+            return Err(ProtocolError::OwnParity { sid });
+        }
+        // Streams let go of but not yet finished by the peer linger (to grant it window):
+        // they count too, so that a peer that never finishes cannot grow the store.
         let full = self.accept_queue.len() >= self.config.accept_backlog()
-            || self.store.live() >= self.config.max_streams();
+            || self.store.live() >= self.config.max_streams()
+            || self.store.len() >= 2 * self.config.max_streams();
         if !self.accepting || full {
             // Room is guaranteed: input is not read while the refusal queue is full.
             self.stats.refused_streams += 1;
             self.tx.queue_refusal(sid);
-            return;
+            return Ok(());
         }
         self.store.insert(sid);
         self.accept_queue.push_back(sid);
         self.events.incoming();
+        Ok(())
+    }
+
+    /// Payload for a stream that takes no data was dropped. A stream the application let go
+    /// of still reports it as consumed, so that the peer's writer is never left waiting
+    /// for window (this wire has no reset); after the peer's FIN nothing more can come.
+    fn discard(&mut self, sid: u32, len: usize) {
+        self.stats.discarded_bytes += len as u64;
+        if self.version != Version::V2 {
+            return;
+        }
+        if let Some(s) = self.store.get_mut(sid) {
+            if s.recv_window.read(len, self.config) && !s.fin_received() {
+                self.tx.queue_upd(sid, s);
+            }
+        }
     }
 
     fn handle_fin(&mut self, sid: u32) {

@@ -162,8 +162,9 @@ impl Sender {
         while let Some(mut entry) = self.upds.pop(ctx.store) {
             let sid = entry.sid();
             let s = entry.stream();
-            if s.life() == Life::Released {
-                // Nobody reads it any more: no report, and it may now be forgotten.
+            if s.fin_received() {
+                // The peer sends nothing more: a report would do no good (and, against a
+                // peer that closes its connection at once, could make its kernel reset it).
                 entry.settle();
                 continue;
             }
@@ -217,6 +218,9 @@ impl Sender {
                     sid,
                 };
                 ctx.out.push_header(&header.encode(ctx.version));
+                // A flush waiting for the FIN to go out can go on.
+                ctx.events
+                    .framed(sid, s, ctx.config.max_stream_send_buffer());
                 entry.settle();
                 return true;
             }

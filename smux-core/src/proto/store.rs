@@ -51,7 +51,6 @@ impl Store {
     }
 
     /// Streams known, live or not.
-    #[cfg(any(test, feature = "fuzzing"))]
     pub(super) fn len(&self) -> usize {
         self.streams.len()
     }

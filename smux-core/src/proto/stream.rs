@@ -164,11 +164,12 @@ impl Stream {
         done
     }
 
-    /// A released stream whose FIN is out and that no queued frame names can be
-    /// forgotten.
+    /// A released stream whose FINs crossed and that no queued frame names can be
+    /// forgotten. Until the peer's FIN it stays, to grant window for what it discards.
     pub(super) fn forgettable(&self) -> bool {
         self.life == Life::Released
             && self.sending == Sending::FinSent
+            && self.fin_received()
             && !self.has_pending_send()
             && !self.in_upd_queue.is_set()
     }
@@ -216,11 +217,13 @@ pub(super) fn writable(
         Some(s) if s.life() != Life::Released => s,
         _ => return Err(StreamError::UnknownStream),
     };
-    if s.sending() != Sending::Open {
-        return Err(StreamError::WriteClosed);
-    }
+    // The session's end first: a local close finishes every stream, and a write after it
+    // should say the session closed, not that the stream was shut down.
     if let Some(reason) = closed {
         return Err(StreamError::SessionClosed(reason));
+    }
+    if s.sending() != Sending::Open {
+        return Err(StreamError::WriteClosed);
     }
     Ok(s)
 }

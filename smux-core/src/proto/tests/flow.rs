@@ -318,19 +318,21 @@ fn writes_after_session_end_fail_and_reads_drain_first() {
     pair.client.write_some(c0, b"last words");
     pair.client.engine.finish(c0).unwrap();
     pair.drive();
-    pair.server.engine.handle_eof();
+    pair.server.engine.handle_eof(0);
     // Buffered data first, then end of stream where the FIN came, else the reason.
     assert_eq!(pair.server.read_available(s0).unwrap(), b"last words");
     assert!(pair.server.at_eof(s0));
     let err = pair.server.engine.read(s1, &mut [0; 4]).unwrap_err();
+    // A stream still open when the connection ended: not a clean end.
     assert_eq!(
         err,
-        StreamError::SessionClosed(crate::CloseReason::PeerClosed)
+        StreamError::SessionClosed(crate::CloseReason::UnexpectedEof {
+            open_streams: 1,
+            mid_frame: false,
+            before_first_frame: false,
+        })
     );
-    assert_eq!(
-        pair.server.engine.write(s1, b"x"),
-        Err(StreamError::SessionClosed(crate::CloseReason::PeerClosed))
-    );
+    assert_eq!(pair.server.engine.write(s1, b"x"), Err(err));
 }
 
 /// A steady flow of full frames to a reader that keeps up reuses the same payload buffers
@@ -429,4 +431,52 @@ fn a_blocked_writer_wakes_when_half_the_buffer_is_free() {
     let _ = e.poll_transmit(now, &mut out, queued + 1);
     assert!(writable(&mut e), "not woken at half");
     assert_eq!(e.write(id, &[1u8; 8 * 1024]).unwrap(), 4 * 1024);
+}
+
+/// A stream the receiver let go of keeps granting window for what it discards, so the
+/// peer's writer finishes instead of waiting forever (this wire has no reset), and the
+/// discarded bytes are counted.
+#[test]
+fn a_dropped_stream_keeps_granting_window_until_the_peers_fin() {
+    let mut pair = Pair::with(quiet(2).build().unwrap());
+    let (c, s) = open_n(&mut pair, 1)[0];
+    pair.server.engine.close_stream(s);
+    pair.drive();
+    assert!(pair.client.at_eof(c), "the server's FIN arrived");
+    let data = Rng::new(9).bytes(8 << 20);
+    let mut sent = 0;
+    pair.drive_app(|p| {
+        let n = p.client.write_some(c, &data[sent..]);
+        sent += n;
+        n > 0
+    });
+    assert_eq!(sent, data.len(), "the writer got window for every byte");
+    pair.client.engine.finish(c).unwrap();
+    pair.drive();
+    let stats = pair.server.engine.stats();
+    assert_eq!(stats.discarded_bytes, data.len() as u64);
+    assert_eq!(stats.buffered_in, 0, "nothing was buffered");
+    assert_eq!(
+        pair.server.engine.streams.len(),
+        0,
+        "forgotten once both FINs crossed"
+    );
+    assert_eq!(pair.client.engine.stats().open_streams, 0);
+}
+
+/// Once the peer's FIN arrived, reading sends no UPD: the peer sends nothing more, and a
+/// late frame can make a peer that closes its connection at once reset it.
+#[test]
+fn no_upd_after_the_peers_fin() {
+    // 3000 bytes and the FIN arrive before the first read, which would otherwise report.
+    let mut fresh = Pair::with(quiet(2).max_stream_buffer(4096).build().unwrap());
+    let (c2, s2) = open_n(&mut fresh, 1)[0];
+    fresh.client.write_some(c2, &[1u8; 3000]);
+    fresh.client.engine.finish(c2).unwrap();
+    fresh.drive();
+    assert_eq!(fresh.server.read_available(s2).unwrap().len(), 3000);
+    assert!(
+        !fresh.server.engine.wants_transmit(),
+        "a read after the peer's FIN queued an UPD"
+    );
 }

@@ -283,15 +283,60 @@ fn input_split_at_every_byte_is_the_same() {
 }
 
 #[test]
-fn a_peer_using_our_next_id_does_not_lose_its_stream() {
-    // Found by the stream_ops fuzzer: the peer opens sid 3, the id our client would use next.
+fn a_peer_opening_an_id_of_our_parity_is_a_protocol_error() {
+    // Two ends both made with `client()` both open stream 3: Go would cross-wire their
+    // data; here the first SYN of the wrong parity ends the session, saying why.
     let now = Instant::now();
     let mut client = Engine::new(Role::Client, quiet(1).build().unwrap(), now);
     feed(&mut client, now, &[Frame::Syn { sid: 3 }]);
-    let theirs = client.accept().unwrap().unwrap();
-    let ours = client.open().unwrap();
-    assert_eq!(theirs, StreamId(3));
-    assert_eq!(ours, StreamId(5), "our open skips the id the peer took");
-    assert_eq!(client.stats().open_streams, 2);
+    assert_eq!(
+        client.close_reason(),
+        Some(&CloseReason::Protocol(ProtocolError::OwnParity { sid: 3 }))
+    );
+    assert!(client
+        .close_reason()
+        .unwrap()
+        .to_string()
+        .contains("are both ends clients"));
+    let mut server = Engine::new(Role::Server, quiet(1).build().unwrap(), now);
+    feed(&mut server, now, &[Frame::Syn { sid: 2 }]);
+    assert_eq!(
+        server.close_reason(),
+        Some(&CloseReason::Protocol(ProtocolError::OwnParity { sid: 2 }))
+    );
     client.assert_invariants();
+}
+
+/// Input that is plainly another protocol gets a hint instead of a frame error.
+#[test]
+fn input_that_is_not_smux_says_what_it_looks_like() {
+    let now = Instant::now();
+    for (input, looks_like) in [
+        (&b"HTTP/1.1 400 Bad Request\r\n"[..], "an HTTP response"),
+        (&b"GET / HTTP/1.1\r\n"[..], "an HTTP request"),
+        (
+            &[0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc][..],
+            "a TLS record",
+        ),
+        (&b"SSH-2.0-OpenSSH_9.6\r\n"[..], "an SSH banner"),
+    ] {
+        let mut e = Engine::new(Role::Client, quiet(1).build().unwrap(), now);
+        e.handle_input(now, input);
+        let Some(CloseReason::Protocol(ProtocolError::NotSmux {
+            looks_like: got, ..
+        })) = e.close_reason()
+        else {
+            panic!(
+                "{:?}: {:?}",
+                String::from_utf8_lossy(input),
+                e.close_reason()
+            );
+        };
+        assert_eq!(*got, looks_like);
+    }
+    // After a valid frame, garbage is a frame error, and a version mismatch says so.
+    let mut e = Engine::new(Role::Client, quiet(1).build().unwrap(), now);
+    e.handle_input(now, &[2, 3, 0, 0, 0, 0, 0, 0]);
+    let reason = e.close_reason().unwrap().to_string();
+    assert!(reason.contains("other protocol version"), "{reason}");
 }

@@ -457,8 +457,19 @@ fn duplicate_syn_is_ignored_and_closed_sid_reopens() {
     assert_eq!(server.read(s, &mut buf), Ok(2));
     assert_eq!(&buf[..2], b"ab");
     server.close_stream(s);
-    let _ = sent_frames(&mut server, now); // the FIN goes; the sid is forgotten
+    let _ = sent_frames(&mut server, now); // our FIN goes
     feed(&mut server, now, &[Frame::Syn { sid: 3 }]);
+    assert_eq!(
+        server.accept().unwrap(),
+        None,
+        "a let-go stream lingers until the peer's FIN (to grant it window)"
+    );
+    // The peer's FIN: both FINs crossed, the sid is forgotten.
+    feed(
+        &mut server,
+        now,
+        &[Frame::Fin { sid: 3 }, Frame::Syn { sid: 3 }],
+    );
     assert_eq!(
         server.accept().unwrap(),
         Some(StreamId(3)),
@@ -485,10 +496,11 @@ fn frames_on_the_wire_are_gos() {
             Frame::Fin { sid: 3 },
         ]
     );
-    // The first read sends UPD(consumed = 5, window = 65536).
+    // The first read sends UPD(consumed = 5, window = 65536) (before the peer's FIN: after
+    // it, an UPD would do no good).
     let mut server = Engine::new(Role::Server, quiet(2).build().unwrap(), now);
     let mut wire = BytesMut::new();
-    for f in &frames {
+    for f in &frames[..2] {
         f.encode(Version::V2, &mut wire).unwrap();
     }
     assert_eq!(server.handle_input(now, &wire), wire.len());
