@@ -21,6 +21,30 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! # Timeouts, cancellation and dead peers
+//!
+//! * **Cancel safety.** `open_stream` never waits for the peer (there is no round trip: the
+//!   SYN goes out with the first data), so it never needs a timeout. `accept_stream`,
+//!   `read`, `read_chunk` and `write` are cancel-safe: a future dropped before it returns
+//!   took or queued nothing. `flush` never waits. `shutdown` commits the FIN when first
+//!   polled: a cancelled shutdown has still committed it. `sent()` is cancel-safe.
+//! * **Bounding a call.** Wrap it in the runtime's timeout (`tokio::time::timeout`,
+//!   `async_io::Timer` with `futures::select`, ...). A read waits for the peer's data, a
+//!   write for room in the stream's send buffer: in version 2 that needs the peer's window,
+//!   which a Go peer stops granting once it closed its stream (this wire has no reset), so
+//!   a write to a Go peer that went away is bounded only by such a timeout or by the
+//!   session's end. smux-rs keeps granting window for what a dropped stream discards.
+//! * **Dead peers.** Keepalive is what detects them: with it on (the default), a session
+//!   whose peer sends no frame for `keep_alive_timeout` ends with
+//!   [`CloseReason::KeepaliveTimeout`], and every pending call fails with it. Without
+//!   keepalive, a silent peer is only noticed when the transport reports an error.
+//! * **A version mismatch.** A version-1 end receiving version-2 frames (or the reverse)
+//!   fails with a protocol error that says the peer speaks the other version. The end that
+//!   receives nothing (Go keeps such a connection open, silently) ends with
+//!   [`CloseReason::NoFrameFromPeer`] at its keepalive timeout, or with
+//!   [`CloseReason::UnexpectedEof`] `{ before_first_frame: true, .. }` when the other end
+//!   closes; both messages ask whether the peer speaks smux in the same version.
+//!
 //! # Where smux-rs differs from Go's xtaci/smux, on purpose
 //!
 //! The wire stays compatible; these are local choices.
@@ -40,6 +64,11 @@
 //!   sends nothing.
 //! * **Keepalive** closes the session when no frame arrived for exactly the timeout, counted
 //!   only while the engine is willing to read; Go checks on a ticker (1x..2x the timeout).
+//! * **A SYN with this end's own id parity** (both ends made as clients, or both as
+//!   servers) is a protocol error; Go replaces its stream and cross-wires the data.
+//! * **A stream let go of** keeps granting window for the data it discards until the
+//!   peer's FIN (Go discards it without an UPD, so a writer on the other end waits); and
+//!   no UPD is sent for a stream after the peer's FIN.
 
 mod adapter;
 pub mod config;
