@@ -64,7 +64,13 @@ pub struct Config {
     max_streams: usize,
     close_timeout: Duration,
     first_stream_id: Option<u32>,
+    max_write_size: usize,
+    vectored_writes: Option<bool>,
 }
+
+/// The default [`Config::max_write_size`]: 64 KiB, under what KCP takes in one send at any
+/// MTU down to 576 (127 segments of MTU − 24 bytes: 70104 bytes at 576, 168 KB at 1350).
+pub const DEFAULT_MAX_WRITE_SIZE: usize = 64 * 1024;
 
 impl Default for Config {
     fn default() -> Self {
@@ -81,6 +87,8 @@ impl Default for Config {
             max_streams: 65536,
             close_timeout: Duration::from_secs(30),
             first_stream_id: None,
+            max_write_size: DEFAULT_MAX_WRITE_SIZE,
+            vectored_writes: None,
         }
     }
 }
@@ -174,6 +182,29 @@ impl Config {
         self.first_stream_id
     }
 
+    /// Not in Go: the most bytes the driver hands to one `poll_write` or
+    /// `poll_write_vectored` call on the connection (default
+    /// [`DEFAULT_MAX_WRITE_SIZE`], 64 KiB). Frames are still batched, up to 256 KiB at a
+    /// time; this caps each call. It exists for transports that refuse large writes:
+    /// **KCP** (`tokio_kcp` hands a whole write to one `Kcp::send`, which refuses anything
+    /// needing 128 or more segments: 127 × (MTU − 24) bytes, about 168 KB at MTU 1350 and
+    /// 70 KB at 576) and message-based wrappers; **TLS** takes any size (it cuts records of
+    /// 16 KiB itself), as does TCP. At least one 8-byte frame header.
+    pub fn max_write_size(&self) -> usize {
+        self.max_write_size
+    }
+
+    /// Not in Go: whether the connection writes vectors (`poll_write_vectored` with several
+    /// buffers at once). `None` (the default) lets the driver learn it from the first
+    /// writes; `Some(false)` declares a transport that writes only the first buffer of a
+    /// vectored write (futures-io's default, most TLS and KCP wrappers) so that frames are
+    /// packed into one contiguous buffer from the start; `Some(true)` keeps headers and
+    /// payloads in separate buffers, never packing them. smux-tokio sets it from the
+    /// connection's `is_write_vectored()` unless it is set here.
+    pub fn vectored_writes(&self) -> Option<bool> {
+        self.vectored_writes
+    }
+
     fn validate(&self) -> Result<(), ConfigError> {
         let nonzero = |field, value: Duration| {
             check(field, value, !value.is_zero(), "must be greater than zero")
@@ -219,6 +250,12 @@ impl Config {
             self.max_streams,
             self.max_streams >= 1,
             "must be at least 1",
+        )?;
+        check(
+            "max_write_size",
+            self.max_write_size,
+            self.max_write_size >= crate::frame::HEADER_LEN,
+            "must be at least 8 (one frame header)",
         )?;
         if let Some(id) = self.first_stream_id {
             // Go never opens 0 or 1; 0 is also the id of keepalive frames.
@@ -345,6 +382,18 @@ impl ConfigBuilder {
         self
     }
 
+    /// See [`Config::max_write_size`].
+    pub fn max_write_size(mut self, bytes: usize) -> Self {
+        self.config.max_write_size = bytes;
+        self
+    }
+
+    /// See [`Config::vectored_writes`].
+    pub fn vectored_writes(mut self, vectored: bool) -> Self {
+        self.config.vectored_writes = Some(vectored);
+        self
+    }
+
     /// See [`Config::first_stream_id`].
     pub fn first_stream_id(mut self, id: u32) -> Self {
         self.config.first_stream_id = Some(id);
@@ -467,6 +516,22 @@ mod tests {
         ] {
             assert!(err(b).rule().contains("greater than zero"));
         }
+    }
+
+    /// The write cap defaults under what KCP takes at MTU 576, and must hold a header.
+    #[test]
+    fn the_write_cap_fits_kcp_and_holds_a_header() {
+        let c = Config::default();
+        assert!(c.max_write_size() <= 127 * (576 - 24));
+        assert_eq!(c.vectored_writes(), None);
+        let e = err(Config::builder().max_write_size(7));
+        assert_eq!(e.field(), "max_write_size");
+        let c = Config::builder()
+            .max_write_size(8)
+            .vectored_writes(false)
+            .build()
+            .unwrap();
+        assert_eq!((c.max_write_size(), c.vectored_writes()), (8, Some(false)));
     }
 
     #[test]

@@ -34,6 +34,7 @@ where
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let runtime = TokioRuntime::current().ok_or(Error::NoRuntime("tokio"))?;
+    let config = declare_vectored(config, &io)?;
     Ok(Session(smux_core::Session::spawn(
         TokioConn::new(io),
         role,
@@ -50,9 +51,23 @@ where
     T: AsyncRead + AsyncWrite + Unpin,
 {
     let runtime = TokioRuntime::current().ok_or(Error::NoRuntime("tokio"))?;
+    let config = declare_vectored(config, &io)?;
     let (session, driver) =
         smux_core::Session::new(TokioConn::new(io), role, config, Arc::new(runtime));
     Ok((Session(session), driver))
+}
+
+/// Tells the driver up front whether the connection writes vectors (tokio's
+/// `is_write_vectored`), unless the config already says: a connection that does not (most
+/// TLS and KCP streams) then gets frames packed into one buffer from the first write.
+fn declare_vectored<T: AsyncWrite>(config: Config, io: &T) -> Result<Config, Error> {
+    if config.vectored_writes().is_some() {
+        return Ok(config);
+    }
+    Ok(config
+        .to_builder()
+        .vectored_writes(io.is_write_vectored())
+        .build()?)
 }
 
 /// One end of an smux session on tokio. Cheap to clone. See [`smux_core::Session`].

@@ -257,6 +257,8 @@ pub struct Driver<T> {
     /// and how many vectored writes in a row took only their first one.
     vectored: bool,
     scalar_writes: u8,
+    /// [`Config::max_write_size`](crate::Config::max_write_size).
+    max_write: usize,
     timer: Option<Pin<Box<dyn Timer>>>,
     timer_deadline: Option<Instant>,
     wakes: Vec<Waker>,
@@ -287,6 +289,16 @@ where
             span.in_scope(|| tracing::debug!("session started"));
             span
         };
+        let (max_write, vectored) = {
+            let st = shared.lock();
+            let config = st.engine.config();
+            (config.max_write_size(), config.vectored_writes())
+        };
+        let mut out = Transmit::new();
+        if vectored == Some(false) {
+            // Declared up front: no learning phase with a write per header.
+            out.pack_everything();
+        }
         Self {
             #[cfg(feature = "tracing")]
             span,
@@ -296,10 +308,12 @@ where
             start: 0,
             end: 0,
             eof: false,
-            out: Transmit::new(),
+            out,
             need_flush: false,
-            vectored: false,
+            // Declared either way, there is nothing to learn.
+            vectored: vectored.is_some(),
             scalar_writes: 0,
+            max_write,
             timer: None,
             timer_deadline: None,
             wakes: Vec::new(),
@@ -371,7 +385,7 @@ where
         let mut moved = false;
         while !self.out.is_empty() {
             let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
-            let n = self.out.io_slices(&mut slices);
+            let n = self.out.io_slices_capped(&mut slices, self.max_write);
             let first = slices[0].len();
             match Pin::new(&mut self.io).poll_write_vectored(cx, &slices[..n]) {
                 Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),

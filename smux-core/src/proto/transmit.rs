@@ -110,6 +110,32 @@ impl Transmit {
     pub fn io_slices<'a>(&'a self, dst: &mut [IoSlice<'a>]) -> usize {
         self.chunks_vectored(dst)
     }
+
+    /// Like [`io_slices`](Self::io_slices), but with at most `max_bytes` in all: the last
+    /// piece is cut to fit (for a connection that refuses larger writes).
+    pub fn io_slices_capped<'a>(&'a self, dst: &mut [IoSlice<'a>], max_bytes: usize) -> usize {
+        let mut n = 0;
+        let mut left = max_bytes;
+        for piece in self.pieces() {
+            if n == dst.len() || left == 0 {
+                break;
+            }
+            let take = piece.len().min(left);
+            dst[n] = IoSlice::new(&piece[..take]);
+            left -= take;
+            n += 1;
+        }
+        n
+    }
+
+    /// The waiting pieces, in order, none empty.
+    fn pieces(&self) -> impl Iterator<Item = &[u8]> {
+        self.segments
+            .iter()
+            .map(|b| &b[..])
+            .chain(std::iter::once(&self.scratch[..]))
+            .filter(|p| !p.is_empty())
+    }
 }
 
 impl Buf for Transmit {
@@ -148,20 +174,7 @@ impl Buf for Transmit {
     }
 
     fn chunks_vectored<'a>(&'a self, dst: &mut [IoSlice<'a>]) -> usize {
-        let mut n = 0;
-        let pieces = self
-            .segments
-            .iter()
-            .map(|b| &b[..])
-            .chain(std::iter::once(&self.scratch[..]));
-        for piece in pieces.filter(|p| !p.is_empty()) {
-            if n == dst.len() {
-                break;
-            }
-            dst[n] = IoSlice::new(piece);
-            n += 1;
-        }
-        n
+        self.io_slices_capped(dst, usize::MAX)
     }
 }
 
@@ -192,6 +205,33 @@ mod tests {
         }
         assert_eq!(out, expected);
         assert!(t.is_empty());
+    }
+
+    /// A capped write never exceeds the cap, cutting the last piece, and the pieces still
+    /// come in order.
+    #[test]
+    fn capped_slices_stay_under_the_cap() {
+        let mut t = Transmit::new();
+        t.push_header(b"H1");
+        t.push_payload(Bytes::from(vec![b'x'; 1000]));
+        t.push_header(b"H2");
+        t.push_payload(Bytes::from(vec![b'y'; 2000]));
+        let mut out = Vec::new();
+        while t.has_remaining() {
+            let mut slices = [IoSlice::new(&[]); 8];
+            let n = t.io_slices_capped(&mut slices, 700);
+            let total: usize = slices[..n].iter().map(|s| s.len()).sum();
+            assert!(total <= 700 && total > 0);
+            for s in &slices[..n] {
+                out.extend_from_slice(s);
+            }
+            t.advance(total);
+        }
+        let mut expected = b"H1".to_vec();
+        expected.extend(vec![b'x'; 1000]);
+        expected.extend(b"H2");
+        expected.extend(vec![b'y'; 2000]);
+        assert_eq!(out, expected);
     }
 
     /// Packing everything keeps the order and leaves one contiguous piece.
