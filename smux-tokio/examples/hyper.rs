@@ -14,6 +14,7 @@ use hyper::{client, server, Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use smux_tokio::{Config, Session, Stream};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -49,7 +50,7 @@ async fn serve(session: Session, http2: bool) {
     while let Ok(Some(stream)) = session.accept_stream().await {
         tokio::spawn(async move {
             if let Err(e) = serve_connection(stream, http2).await {
-                eprintln!("server: {e}");
+                eprintln!("server: {e} ({e:?})");
             }
         });
     }
@@ -63,17 +64,19 @@ enum Sender {
 }
 
 impl Sender {
-    /// Opens a stream and makes it an HTTP connection; its driver runs in a task.
-    async fn connect(session: &Session, http2: bool) -> Result<Self, BoxError> {
+    /// Opens a stream and makes it an HTTP connection; its driver runs in a task, which
+    /// ends once the sender is dropped and the connection is closed.
+    async fn connect(
+        session: &Session,
+        http2: bool,
+    ) -> Result<(Self, JoinHandle<hyper::Result<()>>), BoxError> {
         let io = TokioIo::new(session.open_stream().await?);
         if http2 {
             let (sender, conn) = client::conn::http2::handshake(TokioExecutor::new(), io).await?;
-            tokio::spawn(conn);
-            Ok(Sender::Http2(sender))
+            Ok((Sender::Http2(sender), tokio::spawn(conn)))
         } else {
             let (sender, conn) = client::conn::http1::handshake(io).await?;
-            tokio::spawn(conn);
-            Ok(Sender::Http1(sender))
+            Ok((Sender::Http1(sender), tokio::spawn(conn)))
         }
     }
 
@@ -85,9 +88,10 @@ impl Sender {
     }
 }
 
-/// One client connection: a GET and a POST, one after the other.
+/// One client connection: a GET and a POST, one after the other, then the connection is
+/// closed.
 async fn fetch(session: Session, n: usize, http2: bool) -> Result<(), BoxError> {
-    let mut sender = Sender::connect(&session, http2).await?;
+    let (mut sender, conn) = Sender::connect(&session, http2).await?;
     let requests = [
         Request::get(format!("http://smux.example/hello/{n}")).body(Full::default())?,
         Request::post(format!("http://smux.example/echo/{n}"))
@@ -103,6 +107,8 @@ async fn fetch(session: Session, n: usize, http2: bool) -> Result<(), BoxError> 
             String::from_utf8_lossy(&body)
         );
     }
+    drop(sender);
+    conn.await??;
     Ok(())
 }
 
@@ -118,7 +124,7 @@ async fn main() -> Result<(), BoxError> {
     );
     let client_session = smux_tokio::client(a?, Config::default())?;
     let server_session = smux_tokio::server(b?.0, Config::default())?;
-    tokio::spawn(serve(server_session, http2));
+    tokio::spawn(serve(server_session.clone(), http2));
 
     // Three HTTP connections at once, each its own smux stream.
     let fetches: Vec<_> = (1..=3)
@@ -127,6 +133,7 @@ async fn main() -> Result<(), BoxError> {
     for f in fetches {
         f.await??;
     }
-    client_session.close().await;
+    // The server drains: it refuses new streams, lets its connections end, then closes.
+    server_session.shutdown().await;
     Ok(())
 }
