@@ -547,14 +547,17 @@ impl Engine {
     }
 
     /// Half-closes the stream: a FIN follows the data already written. The stream stays
-    /// readable. Finishing twice is a no-op.
+    /// readable. Finishing twice is a no-op, also after the session ended.
     pub fn finish(&mut self, id: StreamId) -> Result<(), StreamError> {
         let closed = self.session_end();
-        let s = match writable(self.streams.get_mut(id.0), closed) {
-            Ok(s) => s,
-            Err(StreamError::WriteClosed) => return Ok(()),
-            Err(e) => return Err(e),
-        };
+        if let Some(s) = self.streams.get(id.0) {
+            if s.life() != Life::Released && s.sending() != stream::Sending::Open {
+                // Finished already: a no-op, even once the session has ended (as a second
+                // shutdown of a socket).
+                return Ok(());
+            }
+        }
+        let s = writable(self.streams.get_mut(id.0), closed)?;
         s.finish();
         self.tx.schedule(id.0, s, self.version == Version::V2);
         Ok(())

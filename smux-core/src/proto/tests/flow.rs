@@ -317,6 +317,7 @@ fn writes_after_session_end_fail_and_reads_drain_first() {
     let (_c1, s1) = streams[1];
     pair.client.write_some(c0, b"last words");
     pair.client.engine.finish(c0).unwrap();
+    pair.server.engine.finish(s0).unwrap();
     pair.drive();
     pair.server.engine.handle_eof(0);
     // Buffered data first, then end of stream where the FIN came, else the reason.
@@ -332,7 +333,11 @@ fn writes_after_session_end_fail_and_reads_drain_first() {
             before_first_frame: false,
         })
     );
-    assert_eq!(pair.server.engine.write(s1, b"x"), Err(err));
+    assert_eq!(pair.server.engine.write(s1, b"x"), Err(err.clone()));
+    // Finishing a stream that can no longer send says why; finishing one that was finished
+    // already is a no-op, whatever the session (a second shutdown of a socket).
+    assert_eq!(pair.server.engine.finish(s1), Err(err));
+    assert_eq!(pair.server.engine.finish(s0), Ok(()), "s0 was finished before the end");
 }
 
 /// A steady flow of full frames to a reader that keeps up reuses the same payload buffers
