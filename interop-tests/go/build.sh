@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the Go interop peer against both xtaci/smux versions in the field:
-#   bin/go-peer-1.5.57 (go.mod, upstream's newest) and bin/go-peer-1.5.16 (go.v1516.mod, Debian's),
+#   bin/go-peer-1.5.58 (go.mod, upstream's newest) and bin/go-peer-1.5.16 (go.v1516.mod, Debian's),
 # and the benchmark peer bin/go-bench (./benchpeer, go.mod: xtaci/smux and hashicorp/yamux).
 # Modules come from the Go module proxy (go mod download); run it once before the tests.
 set -euo pipefail
@@ -8,7 +8,7 @@ cd "$(dirname "$0")"
 mkdir -p bin
 go mod download
 go mod download -modfile=go.v1516.mod
-go build -o bin/go-peer-1.5.57 .
+go build -o bin/go-peer-1.5.58 .
 go build -modfile=go.v1516.mod -o bin/go-peer-1.5.16 .
 go build -o bin/go-bench ./benchpeer
-echo "built $(pwd)/bin/go-peer-1.5.57, $(pwd)/bin/go-peer-1.5.16 and $(pwd)/bin/go-bench"
+echo "built $(pwd)/bin/go-peer-1.5.58, $(pwd)/bin/go-peer-1.5.16 and $(pwd)/bin/go-bench"

@@ -4,5 +4,5 @@ go 1.21
 
 require (
 	github.com/hashicorp/yamux v0.1.2
-	github.com/xtaci/smux v1.5.57
+	github.com/xtaci/smux v1.5.58
 )

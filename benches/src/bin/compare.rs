@@ -421,7 +421,7 @@ fn entries() -> Vec<Entry> {
             version: Some(v),
             launch: Launch::Go("go-smux"),
             config: format!(
-                "xtaci/smux v1.5.57, v{v}, frame {} KiB, stream window {} KiB, receive buffer {} KiB",
+                "xtaci/smux v1.5.58, v{v}, frame {} KiB, stream window {} KiB, receive buffer {} KiB",
                 s.frame / 1024,
                 s.window / 1024,
                 s.receive_buffer / 1024
