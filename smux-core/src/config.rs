@@ -66,6 +66,7 @@ pub struct Config {
     first_stream_id: Option<u32>,
     max_write_size: usize,
     vectored_writes: Option<bool>,
+    write_timeout: Option<Duration>,
 }
 
 /// The default [`Config::max_write_size`]: 64 KiB, under what KCP takes in one send at any
@@ -89,6 +90,7 @@ impl Default for Config {
             first_stream_id: None,
             max_write_size: DEFAULT_MAX_WRITE_SIZE,
             vectored_writes: None,
+            write_timeout: None,
         }
     }
 }
@@ -205,6 +207,17 @@ impl Config {
         self.vectored_writes
     }
 
+    /// Not in Go: how long the connection may take no byte at all while frames wait to be
+    /// written before the session ends with
+    /// [`CloseReason::WriteTimeout`](crate::CloseReason::WriteTimeout) (default: the
+    /// keepalive timeout, 30 s unless changed, whether keepalive is on or not). Keepalive
+    /// notices a peer that sends nothing; this notices one that takes nothing, which would
+    /// otherwise hold every writer of the session forever. A peer that pauses its reading
+    /// for less than this survives.
+    pub fn write_timeout(&self) -> Duration {
+        self.write_timeout.unwrap_or(self.keep_alive_timeout)
+    }
+
     fn validate(&self) -> Result<(), ConfigError> {
         let nonzero = |field, value: Duration| {
             check(field, value, !value.is_zero(), "must be greater than zero")
@@ -212,6 +225,9 @@ impl Config {
         nonzero("keep_alive_interval", self.keep_alive_interval)?;
         nonzero("keep_alive_timeout", self.keep_alive_timeout)?;
         nonzero("close_timeout", self.close_timeout)?;
+        if let Some(timeout) = self.write_timeout {
+            nonzero("write_timeout", timeout)?;
+        }
         if self.keep_alive {
             check(
                 "keep_alive_timeout",
@@ -379,6 +395,12 @@ impl ConfigBuilder {
     /// See [`Config::close_timeout`].
     pub fn close_timeout(mut self, timeout: Duration) -> Self {
         self.config.close_timeout = timeout;
+        self
+    }
+
+    /// See [`Config::write_timeout`].
+    pub fn write_timeout(mut self, timeout: Duration) -> Self {
+        self.config.write_timeout = Some(timeout);
         self
     }
 

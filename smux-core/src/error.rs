@@ -96,6 +96,11 @@ pub enum CloseReason {
     /// peer at all.
     #[error("keepalive timeout: not a single smux frame from the peer in {0:?} (is it an smux peer, of the same protocol version?)")]
     NoFrameFromPeer(Duration),
+    /// The connection took no byte for this long while frames waited to be written: the
+    /// peer stopped reading, or the path swallows everything. See
+    /// [`Config::write_timeout`](crate::Config::write_timeout).
+    #[error("write timeout: the connection took no byte for {0:?} while frames waited")]
+    WriteTimeout(Duration),
     /// The peer broke the protocol.
     #[error("protocol error: {0}")]
     Protocol(#[from] ProtocolError),
@@ -171,7 +176,7 @@ pub enum OpenError {
 /// | `Closed(CloseReason::Local)` | `NotConnected` |
 /// | `Closed(CloseReason::PeerClosed)` (a clean end; seen by writes and opens) | `BrokenPipe` |
 /// | `Closed(CloseReason::UnexpectedEof { .. })` | `UnexpectedEof` |
-/// | `Closed(CloseReason::KeepaliveTimeout(_))`, `Closed(CloseReason::NoFrameFromPeer(_))` | `TimedOut` |
+/// | `Closed(CloseReason::KeepaliveTimeout(_))`, `NoFrameFromPeer(_)`, `WriteTimeout(_)` | `TimedOut` |
 /// | `Closed(CloseReason::Protocol(_))` | `InvalidData` |
 /// | `Closed(CloseReason::Poisoned)` | `Other` |
 /// | `Closed(CloseReason::Io { kind, .. })` | `kind` |
@@ -209,9 +214,9 @@ impl Error {
                 CloseReason::Local => io::ErrorKind::NotConnected,
                 CloseReason::PeerClosed => io::ErrorKind::BrokenPipe,
                 CloseReason::UnexpectedEof { .. } => io::ErrorKind::UnexpectedEof,
-                CloseReason::KeepaliveTimeout(_) | CloseReason::NoFrameFromPeer(_) => {
-                    io::ErrorKind::TimedOut
-                }
+                CloseReason::KeepaliveTimeout(_)
+                | CloseReason::NoFrameFromPeer(_)
+                | CloseReason::WriteTimeout(_) => io::ErrorKind::TimedOut,
                 CloseReason::Protocol(_) => io::ErrorKind::InvalidData,
                 CloseReason::Poisoned => io::ErrorKind::Other,
                 CloseReason::Io { kind, .. } => *kind,

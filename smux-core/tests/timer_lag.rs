@@ -234,8 +234,9 @@ fn an_early_timer_does_not_spin_the_driver() {
         "the keepalive timeout did not end the session ({polls} driver polls, {} timer fires)",
         runtime.clock().fires
     );
+    // The silent peer never sent a frame, which the reason says.
     assert_eq!(
         session.close_reason(),
-        Some(CloseReason::KeepaliveTimeout(TIMEOUT))
+        Some(CloseReason::NoFrameFromPeer(TIMEOUT))
     );
 }

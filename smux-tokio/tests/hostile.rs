@@ -336,3 +336,68 @@ async fn running_out_of_stream_ids_fails_opens_with_a_typed_error_while_streams_
     assert_eq!(&hi, b"hi");
     assert!(!client.is_closed());
 }
+
+/// A peer that takes no byte at all while our frames wait ends the session after the write
+/// timeout, with a typed error for every writer, instead of holding them forever.
+#[tokio::test]
+async fn a_peer_that_takes_nothing_ends_the_session_at_the_write_timeout() {
+    let (_peer, ours) = tcp_pair().await; // the peer never reads
+    let config = Config::builder()
+        .enable_keep_alive(false)
+        .write_timeout(Duration::from_millis(500))
+        .build()
+        .unwrap();
+    let client = smux_tokio::client(ours, config).unwrap();
+    let mut stream = client.open_stream().await.unwrap();
+    let started = tokio::time::Instant::now();
+    let writer = tokio::spawn(async move {
+        let chunk = vec![7u8; 64 * 1024];
+        loop {
+            if let Err(e) = stream.write_all(&chunk).await {
+                return e;
+            }
+        }
+    });
+    let err = timeout(LIMIT, writer)
+        .await
+        .expect("the writer is released")
+        .unwrap();
+    assert_eq!(err.kind(), std::io::ErrorKind::TimedOut, "{err}");
+    assert!(started.elapsed() >= Duration::from_millis(500));
+    assert_eq!(
+        client.close_reason(),
+        Some(CloseReason::WriteTimeout(Duration::from_millis(500)))
+    );
+}
+
+/// A version-1 peer that pauses its reading for less than the write timeout survives,
+/// and every byte arrives.
+#[tokio::test]
+async fn a_peer_that_pauses_reading_for_less_than_the_write_timeout_survives() {
+    let (peer, ours) = tcp_pair().await;
+    let config = Config::builder()
+        .write_timeout(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    let client = smux_tokio::client(ours, config.clone()).unwrap();
+    let data: Vec<u8> = (0..16 << 20).map(|i: usize| (i % 249) as u8).collect();
+    let mut stream = client.open_stream().await.unwrap();
+    let sent = data.clone();
+    let writer = tokio::spawn(async move {
+        stream.write_all(&sent).await.unwrap();
+        stream.shutdown().await.unwrap();
+        stream
+    });
+    // The peer reads nothing for 600 ms (its buffers and ours fill), then everything.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let server = smux_tokio::server(peer, config).unwrap();
+    let mut s = server.accept_stream().await.unwrap().expect("a stream");
+    let mut got = Vec::new();
+    timeout(LIMIT, s.read_to_end(&mut got))
+        .await
+        .expect("the data arrives")
+        .unwrap();
+    assert!(got == data);
+    writer.await.unwrap();
+    assert!(!client.is_closed(), "{:?}", client.close_reason());
+}

@@ -259,6 +259,8 @@ pub struct Driver<T> {
     scalar_writes: u8,
     /// [`Config::max_write_size`](crate::Config::max_write_size).
     max_write: usize,
+    /// The connection took bytes since the engine last heard (for its write timeout).
+    wrote: bool,
     timer: Option<Pin<Box<dyn Timer>>>,
     timer_deadline: Option<Instant>,
     wakes: Vec<Waker>,
@@ -314,6 +316,7 @@ where
             vectored: vectored.is_some(),
             scalar_writes: 0,
             max_write,
+            wrote: false,
             timer: None,
             timer_deadline: None,
             wakes: Vec::new(),
@@ -398,6 +401,7 @@ where
                     }
                     bytes::Buf::advance(&mut self.out, written);
                     self.need_flush = true;
+                    self.wrote = true;
                     moved = true;
                 }
                 Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -560,6 +564,9 @@ where
                 if this.out.len() < WRITE_BATCH && st.engine.wants_transmit() {
                     let _ = st.engine.poll_transmit(now, &mut this.out, WRITE_BATCH);
                 }
+                let wrote = std::mem::take(&mut this.wrote);
+                st.engine
+                    .handle_write_progress(now, wrote, !this.out.is_empty());
                 st.collect_wakes(&mut this.wakes);
                 (
                     st.engine.poll_timeout(),

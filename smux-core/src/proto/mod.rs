@@ -271,6 +271,19 @@ impl Engine {
         self.end(CloseReason::io(err));
     }
 
+    /// Reports the connection's writing: `wrote` whether it took any byte since the last
+    /// report, `pending` whether bytes still wait to be written. While bytes wait and none
+    /// is taken for [`Config::write_timeout`], the session ends with
+    /// [`CloseReason::WriteTimeout`].
+    pub fn handle_write_progress(&mut self, now: Instant, wrote: bool, pending: bool) {
+        if !pending || self.is_closed() {
+            self.timers.stop(Timer::WriteStall);
+        } else if wrote || !self.timers.is_armed(Timer::WriteStall) {
+            self.timers
+                .set(Timer::WriteStall, now + self.config.write_timeout());
+        }
+    }
+
     /// Call when the deadline from [`poll_timeout`](Self::poll_timeout) has passed.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.clock(now);
@@ -286,6 +299,10 @@ impl Engine {
             self.recv_pool.clear();
             self.send_pool.clear();
             self.timers.stop(Timer::PoolRelease);
+        }
+        if self.timers.expired(Timer::WriteStall, now) {
+            self.end(CloseReason::WriteTimeout(self.config.write_timeout()));
+            return;
         }
         if self.timers.expired(Timer::Idle, now) {
             let timeout = self.config.keep_alive_timeout();
@@ -312,9 +329,12 @@ impl Engine {
         match self.phase {
             Phase::Closed(_) => None,
             Phase::Closing => self.timers.get(Timer::Close),
-            _ => self
-                .timers
-                .next_of(&[Timer::Ping, Timer::Idle, Timer::PoolRelease]),
+            _ => self.timers.next_of(&[
+                Timer::Ping,
+                Timer::Idle,
+                Timer::PoolRelease,
+                Timer::WriteStall,
+            ]),
         }
     }
 

@@ -124,14 +124,8 @@ impl Receiver {
                 Err(e) => break Err(e),
             };
             let handled = match step {
-                Input::Header(header) => {
-                    Self::frame_seen(now, ctx.timers, ctx.config);
-                    ctx.handle_header(header, self)
-                }
-                Input::Upd { sid, update } => {
-                    Self::frame_seen(now, ctx.timers, ctx.config);
-                    ctx.handle_upd(sid, update)
-                }
+                Input::Header(header) => ctx.handle_header(header, self),
+                Input::Upd { sid, update } => ctx.handle_upd(sid, update),
                 Input::Payload { sid, data } => ctx.deliver(now, sid, data),
                 Input::Discarded { sid, len } => {
                     ctx.discard(sid, len);
@@ -142,7 +136,13 @@ impl Receiver {
                 break handled;
             }
         };
-        (input.len() - rest.len(), result)
+        let used = input.len() - rest.len();
+        if used > 0 {
+            // Any byte is a sign of life, not only a whole header: over a slow link one
+            // large frame can take longer than the timeout to arrive.
+            Self::bytes_seen(now, ctx.timers, ctx.config);
+        }
+        (used, result)
     }
 
     /// Inside a frame's payload (it is read whatever the budget: the header was charged).
@@ -260,10 +260,10 @@ impl Receiver {
     }
 
     // The keepalive receive clock: `Timer::Idle` runs while we are willing to read, and
-    // restarts whenever a frame arrives.
+    // restarts whenever bytes arrive; silence, even in the middle of a frame, ends it.
 
-    /// A frame header arrived: the peer is alive.
-    pub(super) fn frame_seen(now: Instant, timers: &mut Timers, config: &Config) {
+    /// Bytes arrived: the peer is alive.
+    pub(super) fn bytes_seen(now: Instant, timers: &mut Timers, config: &Config) {
         if config.keep_alive() {
             timers.set(Timer::Idle, now + config.keep_alive_timeout());
         }

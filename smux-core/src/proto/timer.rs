@@ -14,10 +14,12 @@ pub(super) enum Timer {
     PoolRelease,
     /// A local close stops flushing and ends the session.
     Close,
+    /// The connection has taken no byte for the write timeout while frames waited.
+    WriteStall,
 }
 
 impl Timer {
-    const COUNT: usize = 4;
+    const COUNT: usize = 5;
 
     fn index(self) -> usize {
         match self {
@@ -25,6 +27,7 @@ impl Timer {
             Timer::Idle => 1,
             Timer::PoolRelease => 2,
             Timer::Close => 3,
+            Timer::WriteStall => 4,
         }
     }
 }

@@ -337,7 +337,11 @@ fn writes_after_session_end_fail_and_reads_drain_first() {
     // Finishing a stream that can no longer send says why; finishing one that was finished
     // already is a no-op, whatever the session (a second shutdown of a socket).
     assert_eq!(pair.server.engine.finish(s1), Err(err));
-    assert_eq!(pair.server.engine.finish(s0), Ok(()), "s0 was finished before the end");
+    assert_eq!(
+        pair.server.engine.finish(s0),
+        Ok(()),
+        "s0 was finished before the end"
+    );
 }
 
 /// A steady flow of full frames to a reader that keeps up reuses the same payload buffers

@@ -115,3 +115,84 @@ fn slow_local_reader_is_not_dropped() {
     assert!(!pair.server.engine.is_closed());
     assert!(!pair.client.engine.is_closed());
 }
+
+/// Over a slow link one frame can take longer than the keepalive timeout to arrive: its
+/// bytes, not only whole headers, show the peer is alive. Silence in the middle of the frame
+/// still ends the session, at exactly the timeout.
+#[test]
+fn bytes_of_a_slow_frame_keep_the_session_alive_and_silence_mid_frame_ends_it() {
+    let start = Instant::now();
+    let mut server = Engine::new(Role::Server, keepalive(1, 3), start);
+    let mut wire = Vec::new();
+    crate::frame::Frame::Syn { sid: 3 }
+        .encode(crate::frame::Version::V1, &mut wire)
+        .unwrap();
+    let header = crate::frame::Header {
+        cmd: crate::frame::Cmd::Psh,
+        length: 32 * 1024,
+        sid: 3,
+    };
+    wire.extend_from_slice(&header.encode(crate::frame::Version::V1));
+    assert_eq!(server.handle_input(start, &wire), wire.len());
+    // 1 KB a second: the frame takes 32 s, ten times the timeout.
+    let mut now = start;
+    for _ in 0..31 {
+        now += Duration::from_secs(1);
+        server.handle_timeout(now);
+        assert!(!server.is_closed(), "closed at {:?}", now - start);
+        assert_eq!(server.handle_input(now, &[7u8; 1024]), 1024);
+        let _ = sent_frames(&mut server, now);
+    }
+    // Then silence, mid-frame.
+    let last = now;
+    while !server.is_closed() {
+        now = server.poll_timeout().expect("a timer runs");
+        server.handle_timeout(now);
+        let _ = sent_frames(&mut server, now);
+    }
+    assert_eq!(now - last, Duration::from_secs(3));
+    assert_eq!(
+        server.close_reason(),
+        Some(&CloseReason::KeepaliveTimeout(Duration::from_secs(3)))
+    );
+}
+
+/// A connection that takes no byte while frames wait ends the session after the write
+/// timeout; any progress restarts it, and nothing waiting stops it.
+#[test]
+fn a_connection_that_takes_nothing_ends_at_the_write_timeout() {
+    let start = Instant::now();
+    let config = Config::builder()
+        .enable_keep_alive(false)
+        .write_timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let mut e = Engine::new(Role::Client, config, start);
+    assert_eq!(e.poll_timeout(), None);
+    e.handle_write_progress(start, false, true);
+    assert_eq!(e.poll_timeout(), Some(start + Duration::from_secs(5)));
+    // Progress at 4 s restarts the clock; nothing pending at 6 s stops it.
+    e.handle_write_progress(start + Duration::from_secs(4), true, true);
+    e.handle_timeout(start + Duration::from_secs(8));
+    assert!(!e.is_closed());
+    e.handle_write_progress(start + Duration::from_secs(8), false, false);
+    assert_eq!(e.poll_timeout(), None);
+    // Stuck from 10 s on: the end comes at 15 s, not before.
+    let stuck = start + Duration::from_secs(10);
+    e.handle_write_progress(stuck, false, true);
+    e.handle_write_progress(stuck + Duration::from_secs(2), false, true);
+    e.handle_timeout(stuck + Duration::from_millis(4999));
+    assert!(!e.is_closed());
+    e.handle_timeout(stuck + Duration::from_secs(5));
+    assert_eq!(
+        e.close_reason(),
+        Some(&CloseReason::WriteTimeout(Duration::from_secs(5)))
+    );
+}
+
+/// The write timeout defaults to the keepalive timeout.
+#[test]
+fn the_write_timeout_defaults_to_the_keepalive_timeout() {
+    assert_eq!(keepalive(1, 7).write_timeout(), Duration::from_secs(7));
+    assert_eq!(Config::default().write_timeout(), Duration::from_secs(30));
+}
