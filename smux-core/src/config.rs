@@ -67,6 +67,8 @@ pub struct Config {
     max_write_size: usize,
     vectored_writes: Option<bool>,
     write_timeout: Option<Duration>,
+    window_tuning: bool,
+    max_stream_window: usize,
 }
 
 /// The default [`Config::max_write_size`]: 64 KiB, under what KCP takes in one send at any
@@ -91,6 +93,8 @@ impl Default for Config {
             max_write_size: DEFAULT_MAX_WRITE_SIZE,
             vectored_writes: None,
             write_timeout: None,
+            window_tuning: true,
+            max_stream_window: 16 * 1024 * 1024,
         }
     }
 }
@@ -218,6 +222,24 @@ impl Config {
         self.write_timeout.unwrap_or(self.keep_alive_timeout)
     }
 
+    /// Not in Go: whether a version-2 stream's window grows to the path (default on). The
+    /// window offered starts at [`max_stream_buffer`](Self::max_stream_buffer) and doubles
+    /// while the sender is held back by it and the reader keeps up, until doubling no
+    /// longer speeds the stream up, taking only session budget no other stream was
+    /// promised; the wire is unchanged (Go's sender honours any window). Off: every stream
+    /// offers `max_stream_buffer` always, as Go does. The rule is documented in
+    /// `smux_core::proto`'s flow-control module.
+    pub fn window_tuning(&self) -> bool {
+        self.window_tuning
+    }
+
+    /// Not in Go: the largest window a tuned stream may offer (default 16 MiB; at least
+    /// `max_stream_buffer`, at most `i32::MAX`, since Go reads the window as `int32`). The
+    /// session receive budget bounds it too.
+    pub fn max_stream_window(&self) -> usize {
+        self.max_stream_window
+    }
+
     fn validate(&self) -> Result<(), ConfigError> {
         let nonzero = |field, value: Duration| {
             check(field, value, !value.is_zero(), "must be greater than zero")
@@ -266,6 +288,13 @@ impl Config {
             self.max_streams,
             self.max_streams >= 1,
             "must be at least 1",
+        )?;
+        check(
+            "max_stream_window",
+            self.max_stream_window,
+            self.max_stream_window >= self.max_stream_buffer
+                && self.max_stream_window <= i32::MAX as usize,
+            "must be at least max_stream_buffer and at most i32::MAX",
         )?;
         check(
             "max_write_size",
@@ -395,6 +424,18 @@ impl ConfigBuilder {
     /// See [`Config::close_timeout`].
     pub fn close_timeout(mut self, timeout: Duration) -> Self {
         self.config.close_timeout = timeout;
+        self
+    }
+
+    /// See [`Config::window_tuning`].
+    pub fn window_tuning(mut self, on: bool) -> Self {
+        self.config.window_tuning = on;
+        self
+    }
+
+    /// See [`Config::max_stream_window`].
+    pub fn max_stream_window(mut self, bytes: usize) -> Self {
+        self.config.max_stream_window = bytes;
         self
     }
 

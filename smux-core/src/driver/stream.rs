@@ -143,6 +143,12 @@ impl OwnedReadHalf {
         poll_fn(|cx| self.poll_read_chunk(cx, max)).await
     }
 
+    /// The window this end offers the peer on this stream now (version 2; it grows with
+    /// window tuning), or `None` once the session forgot the stream.
+    pub fn receive_window(&self) -> Option<u32> {
+        self.handle.shared.lock().engine.stream_window(self.handle.id)
+    }
+
     /// Puts the halves of one stream back together; hands them back if they are of
     /// different streams.
     pub fn reunite(self, write: OwnedWriteHalf) -> Result<Stream, ReuniteError> {
@@ -305,6 +311,11 @@ impl Stream {
     /// The stream's id, as on the wire.
     pub fn id(&self) -> StreamId {
         self.read.id()
+    }
+
+    /// The window this end offers the peer now. See [`OwnedReadHalf::receive_window`].
+    pub fn receive_window(&self) -> Option<u32> {
+        self.read.receive_window()
     }
 
     /// Reads into `buf`; `Ok(0)` is end of stream. See [`OwnedReadHalf::poll_read`].

@@ -9,13 +9,15 @@
 //!   stream may send. The peer's UPD says how much it consumed and the window it offers; we
 //!   keep `written - consumed <= window`. Until the first UPD, the window is Go's
 //!   `initialPeerWindow`, whatever the peer's configuration.
-//! * **Version-2 receive window** ([`RecvWindow`]): the UPD rule. As Go's receiver, we
-//!   report on the first read and whenever half of `max_stream_buffer` was read since the
-//!   last report, and always offer `max_stream_buffer`. Unlike Go, a report also goes out
-//!   when the wrapping read counter lands exactly on 0.
+//! * **Version-2 receive window** ([`RecvWindow`]): the UPD rule and window tuning. As
+//!   Go's receiver, we report on the first read and whenever half of the window was read
+//!   since the last report. Unlike Go, a report also goes out when the wrapping read
+//!   counter lands exactly on 0, and the window offered grows to the path (see
+//!   [`RecvWindow`]; off with `Config::window_tuning(false)`, which offers
+//!   `max_stream_buffer` always, as Go).
 //! * **Window policing** ([`police`]): a version-2 peer that buffers more unread bytes on
-//!   one stream than any window we could have offered plus one frame ignores flow control:
-//!   a protocol error.
+//!   one stream than the largest window we ever offered it plus one frame ignores flow
+//!   control: a protocol error. Windows never shrink, so bytes in flight stay legal.
 //!
 //! All counters of bytes on the wire are `u32` and wrap, as Go's; differences are read as
 //! `i32`, so they stay right across the wrap.
@@ -23,6 +25,7 @@
 use crate::config::Config;
 use crate::error::ProtocolError;
 use crate::frame::{WindowUpdate, MAX_PAYLOAD_LEN};
+use std::time::Instant;
 
 /// The window a version-2 sender assumes before the peer's first UPD (Go's
 /// `initialPeerWindow`), whatever the peer's configuration.
@@ -154,19 +157,108 @@ impl SendWindow {
     }
 }
 
-/// A version-2 stream's receiving side: what the application read, and the UPD rule.
-#[derive(Debug, Default)]
+/// A version-2 stream's receiving side: what the application read, the UPD rule, and the
+/// window it offers.
+///
+/// # Window tuning
+///
+/// A stream moves at most one window per round trip, so the window the receiver offers
+/// (the UPD's `window`, which Go's sender and ours take as given) decides its speed over a
+/// long path. smux has no echoed frame, but one causality stands in for it: a byte beyond
+/// the limit an UPD raised can only leave the sender after that UPD reached it. So the time
+/// from sending an UPD to the arrival of the first byte beyond the limit it replaced is at
+/// least a round trip, and exactly one (plus queueing) when the sender was waiting for it;
+/// the smallest such sample is the round-trip estimate. Then, as Linux tunes a socket's
+/// receive buffer:
+///
+/// * Every round trip, the bytes that arrived in it are counted. A window-bound sender
+///   delivers about a window per round trip; a link-bound one, a bandwidth-delay product.
+/// * While the reader keeps up (at most a quarter of the window unread), the window grows
+///   to [`TARGET_PER_RTT`] times the bytes of the last round trip when that is larger: it
+///   grows quickly while the window is what holds the stream back, and stops between one
+///   and two bandwidth-delay products once the link or the sender's application does. A
+///   slow reader's window never grows.
+/// * The window starts at `max_stream_buffer`. Growth beyond it comes only from the session
+///   receive budget no other stream was promised (the budget minus the sum of every open
+///   stream's window), so one stream's growth never makes the session stop reading for the
+///   others; it never passes `max_stream_window` (at most `i32::MAX`: Go reads the window
+///   as `int32`).
+/// * Windows never shrink, so window policing follows the window offered.
+#[derive(Debug)]
 pub(super) struct RecvWindow {
     /// Bytes read by the application (wrapping).
     read: u32,
     /// Bytes read since the last report.
     unreported: u32,
+    /// The window offered now.
+    window: u32,
+    /// The highest limit the peer heard of (`consumed + window` of an UPD; before the
+    /// first, Go's assumed initial window).
+    limit: u32,
+    /// Bytes arrived (wrapping).
+    received: u32,
+    /// An UPD sent at this time replaced this limit; the first byte beyond it ends a
+    /// round-trip sample.
+    sample: Option<(Instant, u32)>,
+    /// The smallest round trip seen.
+    rtt: Option<std::time::Duration>,
+    /// Bytes arrived since this time, in the current round trip.
+    epoch: Option<(Instant, u64)>,
+    /// The bytes of the last whole round trip.
+    per_rtt: u64,
 }
 
+/// The window a tuned stream aims at, in bytes of the last round trip.
+pub(super) const TARGET_PER_RTT: f64 = 1.75;
+
 impl RecvWindow {
-    /// The application read `n` bytes; returns whether an UPD is due.
-    pub(super) fn read(&mut self, n: usize, config: &Config) -> bool {
-        let half = config.max_stream_buffer() as u32 / 2;
+    pub(super) fn new(config: &Config) -> Self {
+        Self {
+            read: 0,
+            unreported: 0,
+            window: config.max_stream_buffer() as u32,
+            limit: INITIAL_PEER_WINDOW,
+            received: 0,
+            sample: None,
+            rtt: None,
+            epoch: None,
+            per_rtt: 0,
+        }
+    }
+
+    /// The window offered now.
+    pub(super) fn window(&self) -> u32 {
+        self.window
+    }
+
+    /// `n` payload bytes arrived at `now`.
+    pub(super) fn arrived(&mut self, n: usize, now: Instant) {
+        self.received = self.received.wrapping_add(n as u32);
+        if let Some((sent, old_limit)) = self.sample {
+            if self.received.wrapping_sub(old_limit) as i32 > 0 {
+                let sample = now.saturating_duration_since(sent);
+                self.rtt = Some(self.rtt.map_or(sample, |rtt| rtt.min(sample)));
+                self.sample = None;
+            }
+        }
+        let Some(rtt) = self.rtt.filter(|rtt| !rtt.is_zero()) else {
+            return;
+        };
+        let (start, bytes) = self.epoch.get_or_insert((now, 0));
+        if now.saturating_duration_since(*start) >= rtt {
+            self.per_rtt = *bytes;
+            self.epoch = Some((now, n as u64));
+        } else {
+            *bytes += n as u64;
+        }
+    }
+
+    /// The application read `n` bytes; returns whether an UPD is due: as Go's receiver, on
+    /// the first read and whenever half the window was read since the last report; with
+    /// tuning, every quarter window, so that a window-bound sender waits less per round
+    /// trip and delivers close to a window in each (four 20-byte UPDs per window).
+    pub(super) fn read(&mut self, n: usize, tuning: bool) -> bool {
+        let half = self.window / if tuning { 4 } else { 2 };
         let n = n as u32;
         self.read = self.read.wrapping_add(n);
         self.unreported = self.unreported.wrapping_add(n);
@@ -179,12 +271,42 @@ impl RecvWindow {
         false
     }
 
-    /// The UPD to send now: its values are taken when it goes out, so a late UPD carries
-    /// the latest count.
-    pub(super) fn update(&self, config: &Config) -> WindowUpdate {
+    /// How much the window would grow now, given `unread` bytes waiting for the reader:
+    /// 0 unless the tuning rule above says grow. The caller grants at most this much (it
+    /// knows the session's unpromised budget) with [`grow`](Self::grow).
+    pub(super) fn wants_growth(&self, unread: usize, config: &Config) -> u32 {
+        if !config.window_tuning() || unread > self.window as usize / 4 {
+            return 0;
+        }
+        let target = (self.per_rtt as f64 * TARGET_PER_RTT) as u64;
+        let target = target.min(config.max_stream_window() as u64) as u32;
+        target.saturating_sub(self.window)
+    }
+
+    /// Grows the window by `by` bytes (the caller's share of [`wants_growth`]).
+    ///
+    /// [`wants_growth`]: Self::wants_growth
+    pub(super) fn grow(&mut self, by: u32) -> u32 {
+        self.window += by;
+        by
+    }
+
+    /// The UPD to send now, at `now`: its values are taken when it goes out, so a late UPD
+    /// carries the latest count.
+    pub(super) fn update(&mut self, now: Instant) -> WindowUpdate {
+        // The peer may still send up to the highest limit it ever heard of (bytes sent under
+        // an earlier, larger grant arrive after a smaller one): only an UPD that raises
+        // that limit starts a sample.
+        let limit = self.read.wrapping_add(self.window);
+        if limit.wrapping_sub(self.limit) as i32 > 0 {
+            if self.sample.is_none() {
+                self.sample = Some((now, self.limit));
+            }
+            self.limit = limit;
+        }
         WindowUpdate {
             consumed: self.read,
-            window: config.max_stream_buffer() as u32,
+            window: self.window,
         }
     }
 
@@ -193,13 +315,20 @@ impl RecvWindow {
     pub(super) fn start_at(&mut self, n: u32) {
         self.read = n;
         self.unreported = 0;
+        self.received = n;
+        self.limit = n.wrapping_add(INITIAL_PEER_WINDOW);
     }
 }
 
 /// Checks a version-2 stream's unread bytes against the most it could legally hold: the
-/// larger of the peer's assumed initial window and ours, plus one frame in flight.
-pub(super) fn police(sid: u32, buffered: usize, config: &Config) -> Result<(), ProtocolError> {
-    let limit = (INITIAL_PEER_WINDOW as usize).max(config.max_stream_buffer()) + MAX_PAYLOAD_LEN;
+/// larger of the peer's assumed initial window and the largest window we ever offered it,
+/// plus one frame in flight.
+pub(super) fn police(
+    sid: u32,
+    buffered: usize,
+    largest_window: usize,
+) -> Result<(), ProtocolError> {
+    let limit = (INITIAL_PEER_WINDOW as usize).max(largest_window) + MAX_PAYLOAD_LEN;
     if buffered > limit {
         return Err(ProtocolError::WindowExceeded {
             sid,

@@ -361,6 +361,7 @@ impl Engine {
             config: &self.config,
             version: self.version,
             out,
+            now,
         };
         let mut frames = 0;
         while ctx.out.len() < max_bytes
@@ -391,6 +392,12 @@ impl Engine {
             Phase::Closed(reason) => Some(reason),
             _ => None,
         }
+    }
+
+    /// The window a version-2 stream offers its peer now (it grows with window tuning), or
+    /// `None` for an unknown stream.
+    pub fn stream_window(&self, id: StreamId) -> Option<u32> {
+        self.streams.get(id.0).map(|s| s.recv_window.window())
     }
 
     /// Whether the session is flushing its last frames after [`close`](Self::close) (or a
@@ -432,7 +439,7 @@ impl Engine {
             .ids
             .next(|sid| streams.contains(sid))
             .ok_or(OpenError::IdsExhausted)?;
-        self.streams.insert(sid);
+        self.streams.insert(sid, &self.config);
         self.tx.queue_syn(sid);
         Ok(StreamId(sid))
     }
@@ -511,7 +518,7 @@ impl Engine {
             // Also after our own FIN (the peer may still be sending), never after the
             // peer's (it sends nothing more).
             if self.version == Version::V2
-                && s.recv_window.read(n, &self.config)
+                && s.recv_window.read(n, self.config.window_tuning())
                 && !s.fin_received()
             {
                 self.tx.queue_upd(id.0, s);

@@ -358,7 +358,7 @@ impl Ctx<'_> {
             self.tx.queue_refusal(sid);
             return Ok(());
         }
-        self.store.insert(sid);
+        self.store.insert(sid, self.config);
         self.accept_queue.push_back(sid);
         self.events.incoming();
         Ok(())
@@ -373,7 +373,7 @@ impl Ctx<'_> {
             return;
         }
         if let Some(s) = self.store.get_mut(sid) {
-            if s.recv_window.read(len, self.config) && !s.fin_received() {
+            if s.recv_window.read(len, self.config.window_tuning()) && !s.fin_received() {
                 self.tx.queue_upd(sid, s);
             }
         }
@@ -423,7 +423,8 @@ impl Ctx<'_> {
         self.stats.bytes_in += n as u64;
         self.events.readable(sid, s);
         if self.version == Version::V2 {
-            flow::police(sid, s.recv.len(), self.config)?;
+            s.recv_window.arrived(n, now);
+            flow::police(sid, s.recv.len(), s.recv_window.window() as usize)?;
         }
         Ok(())
     }

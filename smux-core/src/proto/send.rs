@@ -168,7 +168,21 @@ impl Sender {
                 entry.settle();
                 continue;
             }
-            let update = s.recv_window.update(ctx.config);
+            if s.recv_window.wants_growth(s.recv.len(), ctx.config) > 0 {
+                // Growth takes only budget no other stream was promised.
+                let room = ctx
+                    .config
+                    .max_receive_buffer()
+                    .saturating_sub(ctx.store.promised_windows());
+                if let Some(s) = ctx.store.get_mut(sid) {
+                    let want = s.recv_window.wants_growth(s.recv.len(), ctx.config);
+                    s.recv_window.grow(want.min(room as u32));
+                }
+            }
+            let Some(s) = ctx.store.get_mut(sid) else {
+                continue;
+            };
+            let update = s.recv_window.update(ctx.now);
             ctx.out
                 .push_header(&header(Cmd::Upd, UPD_PAYLOAD_LEN as u16, sid));
             ctx.out.push_header(&update.encode());
@@ -251,4 +265,5 @@ pub(super) struct Ctx<'a> {
     pub(super) config: &'a Config,
     pub(super) version: Version,
     pub(super) out: &'a mut Transmit,
+    pub(super) now: std::time::Instant,
 }

@@ -17,8 +17,8 @@ pub(super) struct Store {
 
 impl Store {
     /// Adds a new open stream.
-    pub(super) fn insert(&mut self, sid: u32) {
-        self.streams.insert(sid, Stream::new());
+    pub(super) fn insert(&mut self, sid: u32, config: &crate::config::Config) {
+        self.streams.insert(sid, Stream::new(config));
         self.live += 1;
     }
 
@@ -61,6 +61,16 @@ impl Store {
 
     pub(super) fn iter(&self) -> impl Iterator<Item = (u32, &Stream)> {
         self.streams.iter().map(|(&sid, s)| (sid, s))
+    }
+
+    /// The sum of the windows the open streams offer: the part of the session budget
+    /// promised to them.
+    pub(super) fn promised_windows(&self) -> usize {
+        self.streams
+            .values()
+            .filter(|s| s.life() == Life::Open)
+            .map(|s| s.recv_window.window() as usize)
+            .sum()
     }
 
     /// Checks the live count against the streams' lifecycles.

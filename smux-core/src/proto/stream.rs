@@ -65,11 +65,11 @@ pub(super) struct Stream {
 }
 
 impl Stream {
-    pub(super) fn new() -> Self {
+    pub(super) fn new(config: &crate::config::Config) -> Self {
         Self {
             recv: RecvBuffer::default(),
             send: SendBuffer::default(),
-            recv_window: RecvWindow::default(),
+            recv_window: RecvWindow::new(config),
             send_window: SendWindow::default(),
             ready: Readiness::default(),
             sending: Sending::Open,

@@ -167,9 +167,15 @@ fn v2_counters_wrap_around_u32() {
 }
 
 /// A v2 server engine (stream buffer 1000) that accepted sid 3 with `len` bytes buffered.
+/// A server holding `len` unread bytes on stream 3, with fixed windows (Go's UPD rule: a
+/// report every half window; with tuning on it is every quarter).
 fn server_holding(len: usize) -> (Engine, StreamId, Instant) {
     let now = Instant::now();
-    let config = quiet(2).max_stream_buffer(1000).build().unwrap();
+    let config = quiet(2)
+        .max_stream_buffer(1000)
+        .window_tuning(false)
+        .build()
+        .unwrap();
     let mut server = Engine::new(Role::Server, config, now);
     feed(
         &mut server,

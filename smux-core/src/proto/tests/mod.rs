@@ -6,6 +6,7 @@ mod keepalive;
 mod pair;
 mod props;
 mod session;
+mod tuning;
 
 use crate::proto::StreamId;
 use pair::{Pair, Rng};

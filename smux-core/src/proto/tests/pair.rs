@@ -66,6 +66,8 @@ impl Side {
 struct Pipe {
     queue: VecDeque<(Instant, Vec<u8>)>,
     bytes: usize,
+    /// With a link rate: when the link has sent everything handed to it so far.
+    free_at: Option<Instant>,
 }
 
 /// Two engines, a client and a server, joined by pipes.
@@ -82,6 +84,10 @@ pub(crate) struct Pair {
     pub(crate) capacity: usize,
     /// One-way delay.
     pub(crate) latency: Duration,
+    /// Link rate per direction in bytes per second (`None`: infinite). With a latency it
+    /// makes a bandwidth-delay product; bytes queue at the link's entrance, up to
+    /// `capacity` waiting there (the latency's bytes in flight not counted).
+    pub(crate) rate: Option<u64>,
     /// Whether the client / server reads its connection (false: the peer's writes back up).
     pub(crate) client_reads: bool,
     pub(crate) server_reads: bool,
@@ -101,6 +107,7 @@ impl Pair {
             chunk: usize::MAX,
             capacity: 1 << 20,
             latency: Duration::ZERO,
+            rate: None,
             client_reads: true,
             server_reads: true,
             steps: 0,
@@ -122,13 +129,18 @@ impl Pair {
     pub(crate) fn step(&mut self) -> bool {
         self.steps += 1;
         let now = self.now;
-        let arrive = now + self.latency;
         let mut progress = false;
         for (side, pipe) in [
             (&mut self.client, &mut self.to_server),
             (&mut self.server, &mut self.to_client),
         ] {
-            progress |= transmit(side, pipe, now, arrive, self.capacity);
+            let link = Link {
+                now,
+                latency: self.latency,
+                rate: self.rate,
+                capacity: self.capacity,
+            };
+            progress |= transmit(side, pipe, &link);
         }
         for (side, pipe, reads) in [
             (&mut self.server, &mut self.to_server, self.server_reads),
@@ -178,7 +190,7 @@ impl Pair {
     /// The next time something is due: a timer of either engine or a pipe arrival.
     /// Bytes already arrived but not taken (a side not reading) don't count: only the clock
     /// moving can change something.
-    fn next_due(&self) -> Option<Instant> {
+    pub(crate) fn next_due(&self) -> Option<Instant> {
         let arrival = |pipe: &Pipe| pipe.queue.front().map(|f| f.0).filter(|&t| t > self.now);
         [
             self.client.engine.poll_timeout(),
@@ -218,12 +230,33 @@ pub(crate) fn quiet(version: u8) -> crate::ConfigBuilder {
     Config::builder().version(version).enable_keep_alive(false)
 }
 
-fn transmit(side: &mut Side, pipe: &mut Pipe, now: Instant, arrive: Instant, cap: usize) -> bool {
-    let room = cap.saturating_sub(pipe.bytes);
+/// One direction's link, as [`transmit`] sees it this step.
+struct Link {
+    now: Instant,
+    latency: Duration,
+    rate: Option<u64>,
+    capacity: usize,
+}
+
+/// The most bytes one transmit puts on a rate-limited link at once, so that arrivals
+/// spread over time as a real link's packets do.
+const LINK_CHUNK: usize = 16 * 1024;
+
+fn transmit(side: &mut Side, pipe: &mut Pipe, link: &Link) -> bool {
+    let mut room = link.capacity.saturating_sub(pipe.bytes);
+    if let Some(rate) = link.rate {
+        // The capacity is the queue at the link's entrance (a socket buffer); bytes on the
+        // wire, in their latency, are the path's, not the queue's.
+        let backlog = pipe.free_at.map_or(0, |t| {
+            (t.saturating_duration_since(link.now).as_nanos() * u128::from(rate) / 1_000_000_000)
+                as usize
+        });
+        room = link.capacity.saturating_sub(backlog).min(LINK_CHUNK);
+    }
     if room == 0 {
         return false;
     }
-    let _ = side.engine.poll_transmit(now, &mut side.out, room);
+    let _ = side.engine.poll_transmit(link.now, &mut side.out, room);
     let n = side.out.len().min(room);
     if n == 0 {
         return false;
@@ -231,7 +264,16 @@ fn transmit(side: &mut Side, pipe: &mut Pipe, now: Instant, arrive: Instant, cap
     let mut bytes = vec![0u8; n];
     side.out.copy_to_slice(&mut bytes);
     pipe.bytes += n;
-    pipe.queue.push_back((arrive, bytes));
+    let sent = match link.rate {
+        None => link.now,
+        Some(rate) => {
+            let start = pipe.free_at.map_or(link.now, |t| t.max(link.now));
+            let done = start + Duration::from_nanos(n as u64 * 1_000_000_000 / rate);
+            pipe.free_at = Some(done);
+            done
+        }
+    };
+    pipe.queue.push_back((sent + link.latency, bytes));
     true
 }
 
