@@ -64,7 +64,7 @@ pub struct Config {
     max_streams: usize,
     close_timeout: Duration,
     first_stream_id: Option<u32>,
-    max_write_size: usize,
+    max_write_size: Option<usize>,
     vectored_writes: Option<bool>,
     write_timeout: Option<Duration>,
     window_tuning: bool,
@@ -90,7 +90,7 @@ impl Default for Config {
             max_streams: 65536,
             close_timeout: Duration::from_secs(30),
             first_stream_id: None,
-            max_write_size: DEFAULT_MAX_WRITE_SIZE,
+            max_write_size: None,
             vectored_writes: None,
             write_timeout: None,
             window_tuning: true,
@@ -196,8 +196,19 @@ impl Config {
     /// needing 128 or more segments: 127 × (MTU − 24) bytes, about 168 KB at MTU 1350 and
     /// 70 KB at 576) and message-based wrappers; **TLS** takes any size (it cuts records of
     /// 16 KiB itself), as does TCP. At least one 8-byte frame header.
+    ///
+    /// Unless set, the cap applies only to a connection that writes no vectors (declared by
+    /// [`vectored_writes`](Self::vectored_writes) or learned: KCP and most TLS streams are
+    /// such), whose frames are packed into one buffer: a connection that writes vectors
+    /// (TCP, a Unix socket) takes a whole batch per `writev`, which the kernel splits as it
+    /// must. Set it to cap every write.
     pub fn max_write_size(&self) -> usize {
-        self.max_write_size
+        self.max_write_size.unwrap_or(DEFAULT_MAX_WRITE_SIZE)
+    }
+
+    /// Whether [`max_write_size`](Self::max_write_size) was set (then it caps every write).
+    pub fn max_write_size_is_set(&self) -> bool {
+        self.max_write_size.is_some()
     }
 
     /// Not in Go: whether the connection writes vectors (`poll_write_vectored` with several
@@ -298,8 +309,8 @@ impl Config {
         )?;
         check(
             "max_write_size",
-            self.max_write_size,
-            self.max_write_size >= crate::frame::HEADER_LEN,
+            self.max_write_size(),
+            self.max_write_size() >= crate::frame::HEADER_LEN,
             "must be at least 8 (one frame header)",
         )?;
         if let Some(id) = self.first_stream_id {
@@ -447,7 +458,7 @@ impl ConfigBuilder {
 
     /// See [`Config::max_write_size`].
     pub fn max_write_size(mut self, bytes: usize) -> Self {
-        self.config.max_write_size = bytes;
+        self.config.max_write_size = Some(bytes);
         self
     }
 

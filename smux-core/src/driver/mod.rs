@@ -257,8 +257,9 @@ pub struct Driver<T> {
     /// and how many vectored writes in a row took only their first one.
     vectored: bool,
     scalar_writes: u8,
-    /// [`Config::max_write_size`](crate::Config::max_write_size).
+    /// [`Config::max_write_size`](crate::Config::max_write_size), and whether it was set.
     max_write: usize,
+    write_cap_set: bool,
     /// The connection took bytes since the engine last heard (for its write timeout).
     wrote: bool,
     timer: Option<Pin<Box<dyn Timer>>>,
@@ -291,10 +292,14 @@ where
             span.in_scope(|| tracing::debug!("session started"));
             span
         };
-        let (max_write, vectored) = {
+        let (max_write, write_cap_set, vectored) = {
             let st = shared.lock();
             let config = st.engine.config();
-            (config.max_write_size(), config.vectored_writes())
+            (
+                config.max_write_size(),
+                config.max_write_size_is_set(),
+                config.vectored_writes(),
+            )
         };
         let mut out = Transmit::new();
         if vectored == Some(false) {
@@ -316,6 +321,7 @@ where
             vectored: vectored.is_some(),
             scalar_writes: 0,
             max_write,
+            write_cap_set,
             wrote: false,
             timer: None,
             timer_deadline: None,
@@ -388,7 +394,16 @@ where
         let mut moved = false;
         while !self.out.is_empty() {
             let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
-            let n = self.out.io_slices_capped(&mut slices, self.max_write);
+            // The default cap is for connections without vectored writes (KCP, most TLS);
+            // one that writes vectors takes a whole batch, split by its kernel.
+            let cap = match (
+                self.write_cap_set,
+                self.vectored && !self.out.packs_everything(),
+            ) {
+                (false, true) => usize::MAX,
+                _ => self.max_write,
+            };
+            let n = self.out.io_slices_capped(&mut slices, cap);
             let first = slices[0].len();
             match Pin::new(&mut self.io).poll_write_vectored(cx, &slices[..n]) {
                 Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),

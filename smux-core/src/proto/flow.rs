@@ -197,6 +197,13 @@ pub(super) struct RecvWindow {
     limit: u32,
     /// Bytes arrived (wrapping).
     received: u32,
+    /// The tuner's measurements, boxed on the first UPD: an idle stream carries none.
+    tuner: Option<Box<Tuner>>,
+}
+
+/// What window tuning measures on one stream.
+#[derive(Debug, Default)]
+struct Tuner {
     /// An UPD sent at this time replaced this limit; the first byte beyond it ends a
     /// round-trip sample.
     sample: Option<(Instant, u32)>,
@@ -219,10 +226,7 @@ impl RecvWindow {
             window: config.max_stream_buffer() as u32,
             limit: INITIAL_PEER_WINDOW,
             received: 0,
-            sample: None,
-            rtt: None,
-            epoch: None,
-            per_rtt: 0,
+            tuner: None,
         }
     }
 
@@ -234,20 +238,23 @@ impl RecvWindow {
     /// `n` payload bytes arrived at `now`.
     pub(super) fn arrived(&mut self, n: usize, now: Instant) {
         self.received = self.received.wrapping_add(n as u32);
-        if let Some((sent, old_limit)) = self.sample {
-            if self.received.wrapping_sub(old_limit) as i32 > 0 {
-                let sample = now.saturating_duration_since(sent);
-                self.rtt = Some(self.rtt.map_or(sample, |rtt| rtt.min(sample)));
-                self.sample = None;
-            }
-        }
-        let Some(rtt) = self.rtt.filter(|rtt| !rtt.is_zero()) else {
+        let Some(t) = self.tuner.as_deref_mut() else {
             return;
         };
-        let (start, bytes) = self.epoch.get_or_insert((now, 0));
+        if let Some((sent, old_limit)) = t.sample {
+            if self.received.wrapping_sub(old_limit) as i32 > 0 {
+                let sample = now.saturating_duration_since(sent);
+                t.rtt = Some(t.rtt.map_or(sample, |rtt| rtt.min(sample)));
+                t.sample = None;
+            }
+        }
+        let Some(rtt) = t.rtt.filter(|rtt| !rtt.is_zero()) else {
+            return;
+        };
+        let (start, bytes) = t.epoch.get_or_insert((now, 0));
         if now.saturating_duration_since(*start) >= rtt {
-            self.per_rtt = *bytes;
-            self.epoch = Some((now, n as u64));
+            t.per_rtt = *bytes;
+            t.epoch = Some((now, n as u64));
         } else {
             *bytes += n as u64;
         }
@@ -278,7 +285,8 @@ impl RecvWindow {
         if !config.window_tuning() || unread > self.window as usize / 4 {
             return 0;
         }
-        let target = (self.per_rtt as f64 * TARGET_PER_RTT) as u64;
+        let per_rtt = self.tuner.as_ref().map_or(0, |t| t.per_rtt);
+        let target = (per_rtt as f64 * TARGET_PER_RTT) as u64;
         let target = target.min(config.max_stream_window() as u64) as u32;
         target.saturating_sub(self.window)
     }
@@ -293,14 +301,17 @@ impl RecvWindow {
 
     /// The UPD to send now, at `now`: its values are taken when it goes out, so a late UPD
     /// carries the latest count.
-    pub(super) fn update(&mut self, now: Instant) -> WindowUpdate {
+    pub(super) fn update(&mut self, now: Instant, tuning: bool) -> WindowUpdate {
         // The peer may still send up to the highest limit it ever heard of (bytes sent under
         // an earlier, larger grant arrive after a smaller one): only an UPD that raises
         // that limit starts a sample.
         let limit = self.read.wrapping_add(self.window);
         if limit.wrapping_sub(self.limit) as i32 > 0 {
-            if self.sample.is_none() {
-                self.sample = Some((now, self.limit));
+            if tuning {
+                let t = self.tuner.get_or_insert_with(Box::default);
+                if t.sample.is_none() {
+                    t.sample = Some((now, self.limit));
+                }
             }
             self.limit = limit;
         }

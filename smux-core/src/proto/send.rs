@@ -182,7 +182,7 @@ impl Sender {
             let Some(s) = ctx.store.get_mut(sid) else {
                 continue;
             };
-            let update = s.recv_window.update(ctx.now);
+            let update = s.recv_window.update(ctx.now, ctx.config.window_tuning());
             ctx.out
                 .push_header(&header(Cmd::Upd, UPD_PAYLOAD_LEN as u16, sid));
             ctx.out.push_header(&update.encode());

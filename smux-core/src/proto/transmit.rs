@@ -63,6 +63,11 @@ impl Transmit {
         self.pack_everything = true;
     }
 
+    /// Whether [`pack_everything`](Self::pack_everything) was called.
+    pub fn packs_everything(&self) -> bool {
+        self.pack_everything
+    }
+
     pub(crate) fn push_payload(&mut self, payload: Bytes) {
         if payload.len() < COALESCE_BELOW || self.pack_everything {
             self.pack(&payload);
