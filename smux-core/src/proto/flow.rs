@@ -173,6 +173,7 @@ impl SendWindow {
 ///
 /// * Every round trip, the bytes that arrived in it are counted. A window-bound sender
 ///   delivers about a window per round trip; a link-bound one, a bandwidth-delay product.
+/// * Over round trips under [`MIN_TUNED_RTT`] the window stays: there it is no limit.
 /// * While the reader keeps up (at most a quarter of the window unread), the window grows
 ///   to [`TARGET_PER_RTT`] times the bytes of the last round trip when that is larger: it
 ///   grows quickly while the window is what holds the stream back, and stops between one
@@ -197,7 +198,10 @@ pub(super) struct RecvWindow {
     limit: u32,
     /// Bytes arrived (wrapping).
     received: u32,
-    /// The tuner's measurements, boxed on the first UPD: an idle stream carries none.
+    /// Bytes still to arrive before the stream is worth tuning (a window's worth).
+    until_tuned: u32,
+    /// The tuner's measurements, boxed once a window's worth arrived: a stream that
+    /// carries little never pays for them.
     tuner: Option<Box<Tuner>>,
 }
 
@@ -218,6 +222,11 @@ struct Tuner {
 /// The window a tuned stream aims at, in bytes of the last round trip.
 pub(super) const TARGET_PER_RTT: f64 = 1.75;
 
+/// Round trips shorter than this leave the window alone: there the default window already
+/// moves hundreds of MB/s, and a larger one would only queue more of one stream ahead of
+/// the others (a round trip beside a bulk stream got several times slower on loopback).
+pub(super) const MIN_TUNED_RTT: std::time::Duration = std::time::Duration::from_millis(2);
+
 impl RecvWindow {
     pub(super) fn new(config: &Config) -> Self {
         Self {
@@ -226,6 +235,7 @@ impl RecvWindow {
             window: config.max_stream_buffer() as u32,
             limit: INITIAL_PEER_WINDOW,
             received: 0,
+            until_tuned: config.max_stream_buffer() as u32,
             tuner: None,
         }
     }
@@ -235,9 +245,17 @@ impl RecvWindow {
         self.window
     }
 
+    /// Whether the round trip is long enough for the window to matter.
+    fn long_path(&self) -> bool {
+        self.tuner
+            .as_ref()
+            .is_some_and(|t| t.rtt.is_some_and(|rtt| rtt >= MIN_TUNED_RTT))
+    }
+
     /// `n` payload bytes arrived at `now`.
     pub(super) fn arrived(&mut self, n: usize, now: Instant) {
         self.received = self.received.wrapping_add(n as u32);
+        self.until_tuned = self.until_tuned.saturating_sub(n as u32);
         let Some(t) = self.tuner.as_deref_mut() else {
             return;
         };
@@ -262,10 +280,12 @@ impl RecvWindow {
 
     /// The application read `n` bytes; returns whether an UPD is due: as Go's receiver, on
     /// the first read and whenever half the window was read since the last report; with
-    /// tuning, every quarter window, so that a window-bound sender waits less per round
-    /// trip and delivers close to a window in each (four 20-byte UPDs per window).
+    /// tuning over a long path, every quarter window, so that a window-bound sender waits
+    /// less per round trip and delivers close to a window in each (four 20-byte UPDs per
+    /// window).
     pub(super) fn read(&mut self, n: usize, tuning: bool) -> bool {
-        let half = self.window / if tuning { 4 } else { 2 };
+        let tuned = tuning && self.long_path();
+        let half = self.window / if tuned { 4 } else { 2 };
         let n = n as u32;
         self.read = self.read.wrapping_add(n);
         self.unreported = self.unreported.wrapping_add(n);
@@ -285,7 +305,10 @@ impl RecvWindow {
         if !config.window_tuning() || unread > self.window as usize / 4 {
             return 0;
         }
-        let per_rtt = self.tuner.as_ref().map_or(0, |t| t.per_rtt);
+        let per_rtt = match &self.tuner {
+            Some(t) if self.long_path() => t.per_rtt,
+            _ => 0,
+        };
         let target = (per_rtt as f64 * TARGET_PER_RTT) as u64;
         let target = target.min(config.max_stream_window() as u64) as u32;
         target.saturating_sub(self.window)
@@ -307,7 +330,7 @@ impl RecvWindow {
         // that limit starts a sample.
         let limit = self.read.wrapping_add(self.window);
         if limit.wrapping_sub(self.limit) as i32 > 0 {
-            if tuning {
+            if tuning && self.until_tuned == 0 {
                 let t = self.tuner.get_or_insert_with(Box::default);
                 if t.sample.is_none() {
                     t.sample = Some((now, self.limit));
