@@ -31,13 +31,16 @@ mod tests {
 pub mod process {
     use std::io::{BufRead, BufReader, Read};
     use std::path::Path;
-    use std::process::{Child, Command, Output, Stdio};
+    use std::process::{Child, ChildStdout, Command, Output, Stdio};
 
     /// A running server (`smux-echo server` or `go-peer server`), killed on drop. Both print
     /// `listening on ADDR` as their first line.
     #[derive(Debug)]
     pub struct Server {
         child: Child,
+        /// The rest of its stdout, kept open (a server that prints more must not meet a
+        /// closed pipe).
+        stdout: BufReader<ChildStdout>,
         /// The address it listens on.
         pub addr: String,
     }
@@ -52,7 +55,8 @@ pub mod process {
                 .spawn()
                 .unwrap_or_else(|e| panic!("start {}: {e}", program.display()));
             let mut line = String::new();
-            BufReader::new(child.stdout.take().expect("piped"))
+            let mut stdout = BufReader::new(child.stdout.take().expect("piped"));
+            stdout
                 .read_line(&mut line)
                 .expect("read the server's first line");
             let addr = line
@@ -60,7 +64,20 @@ pub mod process {
                 .strip_prefix("listening on ")
                 .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
                 .to_string();
-            Self { child, addr }
+            Self {
+                child,
+                stdout,
+                addr,
+            }
+        }
+
+        /// The next line the server prints on stdout (blocking), `None` at its end.
+        pub fn read_line(&mut self) -> Option<String> {
+            let mut line = String::new();
+            match self.stdout.read_line(&mut line) {
+                Ok(0) | Err(_) => None,
+                Ok(_) => Some(line.trim_end().to_string()),
+            }
         }
 
         /// Stops the server and returns what it printed on stderr.

@@ -130,3 +130,40 @@ fn every_runtime_serves_and_drives_every_other() {
         }
     }
 }
+
+/// `server --sink` drains every stream and prints one line per stream; `client --send-only`
+/// writes, half-closes, waits for the sink's FIN and prints the usual summary.
+#[test]
+fn a_sink_server_and_a_send_only_client() {
+    for version in ["1", "2"] {
+        let mut server = start(&["--sink", "--version", version]);
+        let out = client(
+            &server,
+            &[
+                "--send-only",
+                "--streams",
+                "3",
+                "--bytes",
+                "700000",
+                "--version",
+                version,
+            ],
+        );
+        let summary = assert_ok(&out);
+        assert!(summary.starts_with("streams=3 bytes=2100000 "), "{summary}");
+        assert!(summary.contains("MB/s="), "{summary}");
+        let mut sids = Vec::new();
+        for _ in 0..3 {
+            let line = server.read_line().expect("a sink line");
+            assert!(line.starts_with("sink sid="), "{line}");
+            assert!(
+                line.contains(" bytes=700000 ") && line.contains("MB/s="),
+                "{line}"
+            );
+            sids.push(line.split_whitespace().nth(1).unwrap().to_string());
+        }
+        sids.sort();
+        sids.dedup();
+        assert_eq!(sids.len(), 3, "one line per stream");
+    }
+}

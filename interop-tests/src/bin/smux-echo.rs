@@ -35,6 +35,10 @@ enum Command {
         /// on each, half-close, check the echo and print `open-streams: N ok` on stderr.
         #[arg(long, value_name = "N")]
         open: Option<usize>,
+        /// Instead of echoing, read every stream to its end and discard it, print
+        /// `sink sid=N bytes=B seconds=S MB/s=X` on stdout for each, and close it.
+        #[arg(long)]
+        sink: bool,
         #[command(flatten)]
         common: Common,
     },
@@ -57,6 +61,10 @@ enum Command {
         /// Off by default: Go 1.5.16 in version 2 truncates an echo once it has our FIN.
         #[arg(long)]
         half_close: bool,
+        /// Only send: write the bytes on each stream, half-close, wait for the peer's FIN
+        /// (a `server --sink` sends nothing back) and report MB/s over that time.
+        #[arg(long, conflicts_with = "half_close")]
+        send_only: bool,
         #[command(flatten)]
         common: Common,
     },
@@ -96,6 +104,9 @@ struct Common {
     /// Turn keepalive off.
     #[arg(long)]
     no_keepalive: bool,
+    /// Fixed version-2 windows (`max_stream_buffer` always, as Go) instead of tuned ones.
+    #[arg(long)]
+    no_window_tuning: bool,
 }
 
 impl Common {
@@ -117,6 +128,7 @@ impl Common {
             b = b.keep_alive_timeout(Duration::from_millis(ms));
         }
         b.enable_keep_alive(!self.no_keepalive)
+            .window_tuning(!self.no_window_tuning)
             .build()
             .map_err(|e| e.to_string())
     }
@@ -195,16 +207,25 @@ fn main() -> ExitCode {
         Command::Server {
             listen,
             open,
+            sink,
             common,
-        } => server(listen, open, common),
+        } => server(listen, open, sink, common),
         Command::Client {
             connect,
             streams,
             bytes,
             seed,
             half_close,
+            send_only,
             common,
-        } => client(connect, streams, bytes, seed, half_close, common),
+        } => {
+            let mode = match (send_only, half_close) {
+                (true, _) => Mode::SendOnly,
+                (false, true) => Mode::EchoHalfClose,
+                (false, false) => Mode::Echo,
+            };
+            client(connect, streams, bytes, seed, mode, common)
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -215,7 +236,12 @@ fn main() -> ExitCode {
     }
 }
 
-fn server(listen: SocketAddr, open: Option<usize>, common: Common) -> Result<(), String> {
+fn server(
+    listen: SocketAddr,
+    open: Option<usize>,
+    sink: bool,
+    common: Common,
+) -> Result<(), String> {
     let config = common.config()?;
     let rt = Rt::new(common.runtime)?;
     let runtime = rt.runtime();
@@ -237,6 +263,7 @@ fn server(listen: SocketAddr, open: Option<usize>, common: Common) -> Result<(),
             session.clone(),
             Some(peer),
             runtime.clone(),
+            sink,
         )));
         if let Some(n) = open {
             let rt2 = runtime.clone();
@@ -250,17 +277,50 @@ fn server(listen: SocketAddr, open: Option<usize>, common: Common) -> Result<(),
     }
 }
 
-/// Echoes every stream of a session until it ends.
-/// Echoes every stream of a session until it ends; a session that ended badly is reported
-/// if `peer` is given (the client reports its session's end in its own summary instead).
-async fn serve_session(session: Session, peer: Option<SocketAddr>, rt: Arc<dyn Runtime>) {
+/// Echoes (or, with `sink`, drains) every stream of a session until it ends; a session
+/// that ended badly is reported if `peer` is given (the client reports its session's end
+/// in its own summary instead).
+async fn serve_session(
+    session: Session,
+    peer: Option<SocketAddr>,
+    rt: Arc<dyn Runtime>,
+    sink: bool,
+) {
     while let Ok(Some(stream)) = session.accept_stream().await {
-        rt.spawn(Box::pin(echo(stream)));
+        if sink {
+            rt.spawn(Box::pin(drain(stream)));
+        } else {
+            rt.spawn(Box::pin(echo(stream)));
+        }
     }
     match (session.close_reason(), peer) {
         (Some(CloseReason::PeerClosed | CloseReason::Local) | None, _) | (_, None) => {}
         (Some(reason), Some(peer)) => eprintln!("session with {peer} ended: {reason}"),
     }
+}
+
+/// Reads a stream to its end, discarding it, prints one line, and closes the stream.
+async fn drain(mut stream: Stream) {
+    let sid = stream.id();
+    let start = Instant::now();
+    let mut bytes = 0usize;
+    let mut buf = vec![0u8; 64 * 1024];
+    let outcome = loop {
+        match stream.read(&mut buf).await {
+            Ok(0) => break Ok(()),
+            Ok(n) => bytes += n,
+            Err(e) => break Err(e),
+        }
+    };
+    let secs = start.elapsed().as_secs_f64();
+    match outcome {
+        Ok(()) => println!(
+            "sink sid={sid} bytes={bytes} seconds={secs:.3} MB/s={:.1}",
+            bytes as f64 / secs.max(1e-9) / 1e6
+        ),
+        Err(e) => eprintln!("sink sid={sid}: read failed after {bytes} bytes: {e}"),
+    }
+    let _ = stream.close().await;
 }
 
 /// Writes back what arrives; finishes after the echo once the peer half-closes.
@@ -329,12 +389,42 @@ fn check(stream: usize, sent: &[u8], got: &[u8]) -> Result<(), String> {
     }
 }
 
+/// What the client does on each stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Write and check the echo.
+    Echo,
+    /// Write, half-close, check the echo up to the peer's FIN.
+    EchoHalfClose,
+    /// Write, half-close, wait for the peer's FIN (it sends nothing).
+    SendOnly,
+}
+
+/// Writes `data`, half-closes and waits for the peer's FIN, expecting no data back.
+async fn send_only(stream: Stream, data: &[u8]) -> Result<(), String> {
+    let (mut r, mut w) = stream.into_split();
+    w.write_all(data)
+        .await
+        .map_err(|e| format!("write failed: {e}"))?;
+    w.close()
+        .await
+        .map_err(|e| format!("shutdown failed: {e}"))?;
+    let mut back = Vec::new();
+    r.read_to_end(&mut back)
+        .await
+        .map_err(|e| format!("waiting for the peer's FIN: {e}"))?;
+    match back.len() {
+        0 => Ok(()),
+        n => Err(format!("the peer sent {n} bytes back")),
+    }
+}
+
 fn client(
     addr: SocketAddr,
     streams: usize,
     bytes: usize,
     seed: u64,
-    half_close: bool,
+    mode: Mode,
     common: Common,
 ) -> Result<(), String> {
     let config = common.config()?;
@@ -349,6 +439,7 @@ fn client(
             session.clone(),
             None,
             runtime.clone(),
+            false,
         )));
         let start = Instant::now();
         let mut tasks = Vec::new();
@@ -359,7 +450,12 @@ fn client(
                 .map_err(|e| format!("cannot open stream {i}: {e}"))?;
             tasks.push(spawn(&runtime, async move {
                 let data = seeded(seed, i as u64, bytes);
-                let got = exchange(stream, &data, half_close)
+                if mode == Mode::SendOnly {
+                    return send_only(stream, &data)
+                        .await
+                        .map_err(|e| format!("stream {i}: {e}"));
+                }
+                let got = exchange(stream, &data, mode == Mode::EchoHalfClose)
                     .await
                     .map_err(|e| format!("stream {i}: {e}"))?;
                 check(i, &data, &got)
