@@ -146,7 +146,11 @@ impl OwnedReadHalf {
     /// The window this end offers the peer on this stream now (version 2; it grows with
     /// window tuning), or `None` once the session forgot the stream.
     pub fn receive_window(&self) -> Option<u32> {
-        self.handle.shared.lock().engine.stream_window(self.handle.id)
+        self.handle
+            .shared
+            .lock()
+            .engine
+            .stream_window(self.handle.id)
     }
 
     /// Puts the halves of one stream back together; hands them back if they are of
