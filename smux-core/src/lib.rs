@@ -54,7 +54,8 @@
 //!   and [`Stats::refused_streams`] counts it. Reading never stalls on the application.
 //! * **Protocol errors** close the session at once and fail every pending call; Go stops
 //!   reading but leaves the connection open.
-//! * **Half-close**: data received after both FINs crossed stays readable; Go 1.5.54+ drops it.
+//! * **Half-close**: data received after both FINs crossed stays readable; Go v1.5.54 to
+//!   v1.5.57 drop it (v1.5.58 keeps it).
 //! * **Open** registers the stream before its SYN is queued, so a fast reply is never lost.
 //! * **UPD at `numRead == 0`** (after the counter wraps) is sent; Go skips it.
 //! * **A version-2 peer that ignores our window** (more unread bytes on one stream than
