@@ -117,3 +117,4 @@ pub mod process {
         stdout
     }
 }
+pub mod toxiproxy;
