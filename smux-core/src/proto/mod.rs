@@ -1,79 +1,13 @@
-//! The sans-IO smux session: every rule of the protocol, with no I/O, no clock reads, no
-//! async and no spawning.
-//!
-//! An [`Engine`] is one end of one session. It is driven from outside:
-//!
-//! * **inputs**: [`handle_input`](Engine::handle_input) with bytes read from the connection,
-//!   [`handle_eof`](Engine::handle_eof) / [`handle_io_error`](Engine::handle_io_error) when
-//!   the connection ends, [`handle_timeout`](Engine::handle_timeout) when
-//!   [`poll_timeout`](Engine::poll_timeout)'s deadline passes;
-//! * **commands**: [`open`](Engine::open), [`accept`](Engine::accept), [`read`](Engine::read),
-//!   [`write`](Engine::write), [`finish`](Engine::finish), [`close_stream`](Engine::close_stream),
-//!   [`close`](Engine::close), [`shutdown`](Engine::shutdown);
-//! * **outputs**: [`poll_transmit`](Engine::poll_transmit) (frames to write),
-//!   [`poll_timeout`](Engine::poll_timeout) (the next deadline),
-//!   [`poll_event`](Engine::poll_event) (readiness changes), [`close_reason`](Engine::close_reason).
-//!
-//! After any input or command, poll the outputs again: transmit until it gives nothing,
-//! re-arm the timer, and drain the events.
-//!
-//! Where this engine's behaviour differs from Go's on purpose is listed in the
-//! [crate docs](crate#where-smux-rs-differs-from-gos-xtacismux-on-purpose).
-//!
-//! # Memory bound
-//!
-//! Whatever the peer sends, the engine holds at most:
-//! * inbound stream data: [`Config::max_receive_buffer`] + 65535 bytes (the budget is checked
-//!   before each header, so one frame may overshoot it); data for unknown, refused or
-//!   released streams is dropped, not buffered. Payloads are copied out of the caller's input
-//!   into exactly sized buffers (pieces of 1 KiB or more) or packed together (smaller pieces,
-//!   up to 4 KiB a run) in a per-stream buffer that grows by doubling with what it holds, so
-//!   the allocator holds at most that much data, plus the packing buffers' slack (at most as
-//!   much again as they hold, and at most 4 KiB per stream), plus about 48 bytes of
-//!   bookkeeping per buffered piece (every piece but a packed run holds at least 1 KiB, and
-//!   runs alternate with such pieces, so this stays under 10% of the data); a drained stream
-//!   keeps no receive memory. A payload of 1 KiB or more is assembled whole before its
-//!   stream sees it (and is charged then); buffers of payloads read to their end are kept
-//!   for the next payloads of the same size, so that a steady flow of full frames allocates
-//!   nothing: they count against the receive budget (buffered data and recycled buffers
-//!   together stay within it) and are freed 1 to 2 s after the last large payload, as are
-//!   at most 4 written-out send buffers and one emptied piece queue (at most 128 KiB) kept
-//!   for the same reason;
-//! * outbound stream data: [`Config::max_stream_send_buffer`] per open stream;
-//! * control frames: at most one pending NOP, one SYN and one UPD per stream, and at most
-//!   [`MAX_PENDING_REFUSALS`] refusal FINs: once that many wait, input is not read until they
-//!   are sent (a peer that floods SYNs and never reads our FINs stalls only itself, and
-//!   keepalive, which keeps running, ends it);
-//! * streams: at most [`Config::max_streams`] plus those refused;
-//! * readiness: one flag set and one queue entry per stream, never an unbounded event queue.
-//!
-//! `Engine::assert_invariants` (test and fuzzing builds) checks these after every step.
-
-//!
-//! # Where each part lives
-//!
-//! `Engine` (this file) holds the parts and the public API; every other file owns one
-//! concern, and its state's fields are private to it:
-//!
-//! | file | owns |
-//! |---|---|
-//! | `store.rs` | the stream store, the live count, the borrowed `StreamEntry` view |
-//! | `stream.rs` | one stream: its lifecycle enums, buffers, windows, queue flags |
-//! | `recv.rs` | receiving: the input parser, payload assembly, the keepalive receive clock |
-//! | `recv_buf.rs` | a stream's unread data, packed |
-//! | `send.rs` | sending: control queue, round-robin of data, FIN after data; send buffers |
-//! | `flow.rs` | flow control: the session budget, v2 windows, the UPD rule, window policing |
-//! | `timer.rs` | every deadline, in one table of named timers |
-//! | `pool.rs` | buffers kept for reuse, and their bounds |
-//! | `queue.rs` | a queue that owns its "is queued" flag |
-//! | `events.rs` | readiness and [`Event`]s |
-//! | `transmit.rs` | the bytes on their way to the connection ([`Transmit`]) |
+// The module docs (the engine, its call order, its memory bound, which file owns what)
+// are a file of their own, to be read as one.
+#![doc = include_str!("engine.md")]
 
 mod events;
 mod flow;
 mod id;
 #[cfg(any(test, feature = "fuzzing"))]
 mod invariants;
+mod phase;
 mod pool;
 mod queue;
 mod recv;
@@ -101,6 +35,7 @@ use bytes::Bytes;
 use events::Events;
 use flow::Budget;
 use id::IdAllocator;
+use phase::Phase;
 use pool::{RecvPool, SendPool};
 use recv::Receiver;
 use send::Sender;
@@ -109,17 +44,6 @@ use std::time::Instant;
 use store::Store;
 use stream::{writable, Life, ReadLen, Stream};
 use timer::{Timer, Timers};
-
-/// The session's lifecycle.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Phase {
-    Open,
-    /// Refusing new streams; closes once no stream is left.
-    Draining,
-    /// Flushing queued frames until done or the [`Timer::Close`] deadline.
-    Closing,
-    Closed(CloseReason),
-}
 
 /// One end of an smux session, as a state machine. See the [module docs](self).
 #[derive(Debug)]
@@ -242,21 +166,7 @@ impl Engine {
     /// with every stream finished by the peer, the session ends cleanly with
     /// [`CloseReason::PeerClosed`]; otherwise with [`CloseReason::UnexpectedEof`].
     pub fn handle_eof(&mut self, unconsumed: usize) {
-        let open_streams = self
-            .streams
-            .iter()
-            .filter(|(_, s)| !s.fin_received())
-            .count();
-        let mid_frame = unconsumed > 0 || self.rx.mid_frame();
-        let reason = if open_streams == 0 && !mid_frame {
-            CloseReason::PeerClosed
-        } else {
-            CloseReason::UnexpectedEof {
-                open_streams,
-                mid_frame,
-                before_first_frame: !self.rx.seen_frame(),
-            }
-        };
+        let reason = self.rx.eof_reason(&self.streams, unconsumed);
         self.end(reason);
     }
 
@@ -388,10 +298,7 @@ impl Engine {
 
     /// Why the session ended, once it has.
     pub fn close_reason(&self) -> Option<&CloseReason> {
-        match &self.phase {
-            Phase::Closed(reason) => Some(reason),
-            _ => None,
-        }
+        self.phase.close_reason()
     }
 
     /// The window a version-2 stream offers its peer now (it grows with window tuning), or
@@ -541,7 +448,7 @@ impl Engine {
     /// Queues `data` for the stream; returns how much fit in its send buffer.
     /// [`StreamError::Blocked`] means none fit: wait for a writable event.
     pub fn write(&mut self, id: StreamId, data: &[u8]) -> Result<usize, StreamError> {
-        let closed = self.session_end();
+        let closed = self.phase.writes_end();
         let s = writable(self.streams.get_mut(id.0), closed)?;
         if data.is_empty() {
             return Ok(0);
@@ -576,7 +483,7 @@ impl Engine {
     /// Half-closes the stream: a FIN follows the data already written. The stream stays
     /// readable. Finishing twice is a no-op, also after the session ended.
     pub fn finish(&mut self, id: StreamId) -> Result<(), StreamError> {
-        let closed = self.session_end();
+        let closed = self.phase.writes_end();
         if let Some(s) = self.streams.get(id.0) {
             if s.life() != Life::Released && s.sending() != stream::Sending::Open {
                 // Finished already: a no-op, even once the session has ended (as a second
@@ -643,16 +550,6 @@ impl Engine {
     }
 
     // ---------------------------------------------------------------- internals
-
-    /// Why writes can no longer be taken: the session ended, or a local close is flushing
-    /// (which finished every stream, but not because the application asked).
-    fn session_end(&self) -> Option<CloseReason> {
-        match &self.phase {
-            Phase::Closed(reason) => Some(reason.clone()),
-            Phase::Closing => Some(CloseReason::Local),
-            _ => None,
-        }
-    }
 
     /// Every stream has finished or been let go, and none waits to be accepted.
     fn drained(&self) -> bool {

@@ -15,7 +15,7 @@ use super::stream::Stream;
 use super::timer::{Timer, Timers};
 use super::Stats;
 use crate::config::Config;
-use crate::error::ProtocolError;
+use crate::error::{CloseReason, ProtocolError};
 use crate::frame::{Cmd, Header, Version, WindowUpdate, HEADER_LEN, UPD_PAYLOAD_LEN};
 use bytes::{Bytes, BytesMut};
 use std::collections::VecDeque;
@@ -148,6 +148,22 @@ impl Receiver {
     /// Inside a frame's payload (it is read whatever the budget: the header was charged).
     pub(super) fn mid_frame(&self) -> bool {
         matches!(self.state, State::Payload { .. })
+    }
+
+    /// Why the session ends at the connection's end, `unconsumed` bytes after the last the
+    /// engine took: cleanly at a frame boundary with every stream finished by the peer,
+    /// else unexpectedly.
+    pub(super) fn eof_reason(&self, store: &Store, unconsumed: usize) -> CloseReason {
+        let open_streams = store.iter().filter(|(_, s)| !s.fin_received()).count();
+        let mid_frame = unconsumed > 0 || self.mid_frame();
+        if open_streams == 0 && !mid_frame {
+            return CloseReason::PeerClosed;
+        }
+        CloseReason::UnexpectedEof {
+            open_streams,
+            mid_frame,
+            before_first_frame: !self.seen_frame,
+        }
     }
 
     /// Whether a valid frame header ever arrived.
