@@ -54,6 +54,18 @@ pub trait Harness: Send + Sync + 'static {
     fn sleep(&self, duration: Duration) -> BoxFuture<()>;
 }
 
+/// A connected pair of loopback TCP sockets (std's, blocking until connected; `TCP_NODELAY`
+/// set), for a harness to hand to its runtime's socket type.
+pub fn tcp_pair() -> (std::net::TcpStream, std::net::TcpStream) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+    let a = std::net::TcpStream::connect(listener.local_addr().expect("address")).expect("connect");
+    let (b, _) = listener.accept().expect("accept");
+    for s in [&a, &b] {
+        s.set_nodelay(true).expect("nodelay");
+    }
+    (a, b)
+}
+
 /// An in-memory duplex pipe that works on any runtime: two `piper` pipes of `capacity`
 /// bytes each, one per direction.
 pub fn memory_pipe(capacity: usize) -> (BoxIo, BoxIo) {

@@ -29,19 +29,9 @@ impl Harness for AsyncStd {
         Box::pin(async move {
             match transport {
                 Transport::Tcp => {
-                    let listener = async_std::net::TcpListener::bind("127.0.0.1:0")
-                        .await
-                        .unwrap();
-                    let addr = listener.local_addr().unwrap();
-                    let (a, b) = futures_util::future::join(
-                        async_std::net::TcpStream::connect(addr),
-                        listener.accept(),
-                    )
-                    .await;
-                    let (a, b) = (a.unwrap(), b.unwrap().0);
-                    a.set_nodelay(true).unwrap();
-                    b.set_nodelay(true).unwrap();
-                    (Box::new(a) as BoxIo, Box::new(b) as BoxIo)
+                    let (a, b) = conformance::tcp_pair();
+                    let wrap = async_std::net::TcpStream::from;
+                    (Box::new(wrap(a)) as BoxIo, Box::new(wrap(b)) as BoxIo)
                 }
                 Transport::Memory => conformance::memory_pipe(256 * 1024),
                 Transport::Unix => {
