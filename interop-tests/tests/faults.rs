@@ -16,7 +16,8 @@
 //!   of that frame still does. (Go counts only frame headers: its session ends.)
 //!
 //! Keepalive here is 200 ms / 1 s, so every case takes a few seconds; the cases run
-//! concurrently, a few at a time, and the test prints a table of them. Without toxiproxy
+//! concurrently, a few at a time, and the test prints a table of them (also written to
+//! `target/tmp/fault-matrix.txt`); `SMUX_FAULTS=WORD` runs the cases whose id contains WORD. Without toxiproxy
 //! (`bash interop-tests/toxiproxy/build.sh`, needs Go) the test skips with a message, and
 //! without the Go peer (`interop-tests/go/build.sh`) the Go cases do; with `CI=true` neither
 //! skips.
@@ -1325,4 +1326,74 @@ fn table(rows: &[Row], total: Duration) -> String {
         total.as_secs_f64()
     );
     out
+}
+
+/// A cut that comes after the peer's FIN on every stream, while this end still has replies to
+/// send, is not a clean end: the replies are lost. (Found by the fault soak: a server session
+/// ended with `PeerClosed`, and then 16 of its streams' writes failed with "the peer closed
+/// the session".) smux-core's `Engine::handle_eof` counts as open only the streams without
+/// the peer's FIN, so this reads as `PeerClosed` today; it should be `UnexpectedEof` with the
+/// 8 streams this end has not finished. Ignored until the engine counts them: `cargo test
+/// -p interop-tests --test faults -- --ignored`.
+#[test]
+#[ignore = "smux-core: a connection cut after the peer's FINs, with replies unsent, reads as PeerClosed"]
+fn a_cut_after_the_peers_fins_with_replies_unsent_is_not_a_clean_end() {
+    let Some(server) = Toxiproxy::start() else {
+        return;
+    };
+    let tp = server.client();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        for v in [1, 2] {
+            // A server that reads each request to its end and replies only a second later.
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let upstream = listener.local_addr().unwrap();
+            let slot: Slot<Session> = Arc::default();
+            let tx = slot.clone();
+            tokio::spawn(async move {
+                let (conn, _) = listener.accept().await.unwrap();
+                let session = smux_tokio::server(conn, config(v)).unwrap();
+                *tx.lock().unwrap() = Some(session.clone());
+                while let Ok(Some(mut stream)) = session.accept_stream().await {
+                    tokio::spawn(async move {
+                        let mut request = Vec::new();
+                        stream.read_to_end(&mut request).await?;
+                        sleep(Duration::from_secs(1)).await;
+                        stream.write_all(&request).await?;
+                        stream.shutdown().await
+                    });
+                }
+            });
+            let proxy = api(move || tp.proxy(&format!("fins-then-cut-v{v}"), upstream)).await;
+            let client = dial(proxy.listen, v).await;
+            let mut readers = Vec::new();
+            for i in 0..STREAMS as u64 {
+                let (r, mut w) = client.open_stream().await.unwrap().into_split();
+                w.write_all(&Rng::for_stream(1, i).bytes(1000)).await.unwrap();
+                w.shutdown().await.unwrap();
+                readers.push(r);
+            }
+            let server = take(&slot).await.unwrap();
+            // Every request and FIN is in; no reply yet.
+            sleep(Duration::from_millis(300)).await;
+            assert_eq!(server.stats().open_streams, STREAMS, "v{v}");
+            // The network cuts the connection.
+            let p = proxy.clone();
+            api(move || p.delete()).await;
+            until(Duration::from_secs(3), || server.is_closed()).await;
+            let reason = server.close_reason();
+            assert!(
+                matches!(
+                    reason,
+                    Some(CloseReason::UnexpectedEof { .. } | CloseReason::Io { .. })
+                ),
+                "v{v}: the server's {STREAMS} replies were never sent, yet its session ended with {reason:?}"
+            );
+            drop(readers);
+        }
+    });
 }
