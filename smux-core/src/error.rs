@@ -71,14 +71,15 @@ pub enum CloseReason {
     #[error("the session was closed locally")]
     Local,
     /// The peer ended the session cleanly: its connection closed at a frame boundary after
-    /// every open stream had received the peer's FIN.
+    /// every open stream had received the peer's FIN, with nothing of ours still to send.
     /// [`Session::accept_stream`](crate::Session::accept_stream) reports it as the end of
     /// the incoming streams (`Ok(None)`), not as an error.
     #[error("the peer closed the session")]
     PeerClosed,
     /// The connection reached its end in the middle of a frame, or while streams were still
-    /// open (the peer crashed, or closed its session without finishing its streams, as
-    /// Go's `Session.Close` does).
+    /// open: without the peer's FIN, or with our data or FIN still to send (the peer
+    /// crashed, the path was cut, or the peer closed its session without finishing its
+    /// streams or waiting for our replies, as Go's `Session.Close` does).
     #[error("the connection ended unexpectedly{}{}", match open_streams { 0 => String::new(), n => format!(" with {n} streams open") }, if *mid_frame { " in the middle of a frame" } else if *before_first_frame { ", before the peer sent a single smux frame (is it an smux peer, of the same protocol version?)" } else { "" })]
     UnexpectedEof {
         /// Streams open (not finished by the peer) when the connection ended.

@@ -151,10 +151,15 @@ impl Receiver {
     }
 
     /// Why the session ends at the connection's end, `unconsumed` bytes after the last the
-    /// engine took: cleanly at a frame boundary with every stream finished by the peer,
-    /// else unexpectedly.
+    /// engine took: cleanly at a frame boundary when nothing of either side is lost (every
+    /// stream has the peer's FIN, and none of ours has data or a FIN still to send), else
+    /// unexpectedly. A connection cut just after the peer half-closed its streams, with our
+    /// replies still unsent, is no clean end.
     pub(super) fn eof_reason(&self, store: &Store, unconsumed: usize) -> CloseReason {
-        let open_streams = store.iter().filter(|(_, s)| !s.fin_received()).count();
+        let open_streams = store
+            .iter()
+            .filter(|(_, s)| !s.fin_received() || s.has_pending_send())
+            .count();
         let mid_frame = unconsumed > 0 || self.mid_frame();
         if open_streams == 0 && !mid_frame {
             return CloseReason::PeerClosed;
