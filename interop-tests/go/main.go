@@ -10,6 +10,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"math/rand"
 	"net"
 	"os"
@@ -109,14 +110,78 @@ func echo(s *smux.Stream) {
 	}
 }
 
-func serveSession(sess *smux.Session) {
+// drain reads a stream to its end, discards it, prints one line (as smux-echo's
+// `server --sink`) and closes the stream. The time runs from the first read's return.
+func drain(s *smux.Stream) {
+	buf := make([]byte, 64*1024)
+	var bytes int64
+	var start time.Time
+	for {
+		n, err := s.Read(buf)
+		if n > 0 {
+			if bytes == 0 {
+				start = time.Now()
+			}
+			bytes += int64(n)
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "sink sid=%d: read failed after %d bytes: %v\n", s.ID(), bytes, err)
+			s.Close()
+			return
+		}
+	}
+	secs := 0.0
+	if bytes > 0 {
+		secs = time.Since(start).Seconds()
+	}
+	fmt.Printf("sink sid=%d bytes=%d seconds=%.3f MB/s=%.1f\n", s.ID(), bytes, secs, float64(bytes)/math.Max(secs, 1e-9)/1e6)
+	s.Close()
+}
+
+// serveSession echoes (or, with sink, drains) every stream the peer opens.
+func serveSession(sess *smux.Session, sink bool) {
 	for {
 		s, err := sess.AcceptStream()
 		if err != nil {
 			return
 		}
-		go echo(s)
+		if sink {
+			go drain(s)
+		} else {
+			go echo(s)
+		}
 	}
+}
+
+// sendOnly writes size bytes (a seeded 1 MiB block, repeated), then half-closes and waits
+// for the peer's FIN (a sink sends nothing back). Without CloseWrite (before v1.5.54) it
+// closes the stream instead and does not wait: that FIN is not reported to a closed stream.
+func sendOnly(s *smux.Stream, size int, seed, stream uint64) error {
+	block := seeded(seed, stream, 1<<20)
+	for sent := 0; sent < size; {
+		n := len(block)
+		if size-sent < n {
+			n = size - sent
+		}
+		if _, err := s.Write(block[:n]); err != nil {
+			return fmt.Errorf("write: %v", err)
+		}
+		sent += n
+	}
+	if !closeWrite(s) {
+		return s.Close()
+	}
+	back, err := io.Copy(io.Discard, s)
+	if err != nil {
+		return fmt.Errorf("waiting for the peer's FIN: %v", err)
+	}
+	if back != 0 {
+		return fmt.Errorf("the peer sent %d bytes back", back)
+	}
+	return nil
 }
 
 // hasCloseWrite reports whether this smux version has Stream.CloseWrite (since v1.5.54).
@@ -281,6 +346,7 @@ func server(args []string) {
 	o.register(fs)
 	listen := fs.String("listen", "127.0.0.1:0", "address")
 	open := fs.Int("open", 0, "streams to open toward each client")
+	sink := fs.Bool("sink", false, "instead of echoing, read every stream to its end, discard it, print \"sink sid=N bytes=B seconds=S MB/s=X\" and close it")
 	fs.Parse(args)
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
@@ -296,7 +362,7 @@ func server(args []string) {
 		if err != nil {
 			fail("session: %v", err)
 		}
-		go serveSession(sess)
+		go serveSession(sess, *sink)
 		if *open > 0 {
 			go func(n int) {
 				var wg sync.WaitGroup
@@ -343,6 +409,8 @@ func client(args []string) {
 	readSize := fs.Int("read-size", 0, "with -messages: read replies this many bytes at a time")
 	idle := fs.Int("idle-ms", 0, "stay silent this long after connecting, before any stream")
 	stall := fs.Bool("stall-one", false, "instead: one stream's echo is not read while another stream exchanges 100 messages, then checked")
+	send := fs.Bool("send-only", false, "only send -bytes per stream, half-close and wait for the peer's FIN (a -sink server); without CloseWrite (v1.5.16) close instead, and keep the session open for -linger-ms after the summary")
+	linger := fs.Int("linger-ms", 60000, "with -send-only and no CloseWrite: keep the connection open this long after the summary, or until the peer closes it (closing earlier would reset the connection while data is still queued)")
 	fs.Parse(args)
 	conn, err := net.Dial("tcp", *addr)
 	if err != nil {
@@ -352,7 +420,11 @@ func client(args []string) {
 	if err != nil {
 		fail("session: %v", err)
 	}
-	go serveSession(sess)
+	ended := make(chan struct{}) // AcceptStream fails once the connection is gone
+	go func() {
+		serveSession(sess, false)
+		close(ended)
+	}()
 	if *idle > 0 {
 		time.Sleep(time.Duration(*idle) * time.Millisecond)
 		if sess.IsClosed() {
@@ -379,6 +451,12 @@ func client(args []string) {
 		go func(i int, s *smux.Stream) {
 			defer wg.Done()
 			defer s.Close()
+			if *send {
+				if err := sendOnly(s, *size, *seed, uint64(i)); err != nil {
+					errs <- fmt.Errorf("stream %d: %v", i, err)
+				}
+				return
+			}
 			if *messages > 0 {
 				if err := requests(s, *messages, *size, *readSize, *seed+uint64(i)); err != nil {
 					errs <- fmt.Errorf("stream %d: %v", i, err)
@@ -405,6 +483,14 @@ func client(args []string) {
 		total *= *messages
 	}
 	fmt.Printf("streams=%d bytes=%d seconds=%.3f MB/s=%.1f\n", *streams, total, secs, float64(total)/secs/1e6)
+	if *send && *streams > 0 && !hasCloseWrite(nil) {
+		// Our FIN is queued behind data the kernel may still hold: closing the socket now
+		// and meeting the peer's next UPD would reset the connection and lose that data.
+		select {
+		case <-ended:
+		case <-time.After(time.Duration(*linger) * time.Millisecond):
+		}
+	}
 	sess.Close()
 }
 
