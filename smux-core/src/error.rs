@@ -58,8 +58,8 @@ pub enum ProtocolError {
 ///
 /// | what happened | this end | the other end (smux-rs) |
 /// |---|---|---|
-/// | `Session::close()` (or the last handle dropped), every stream finished | `Local` | `PeerClosed`: a clean end |
-/// | `close()` with streams still open, or a Go peer's `Close()` (it sends no FINs) | `Local` | `UnexpectedEof` |
+/// | `Session::close()` (or the last handle dropped), every stream finished both ways | `Local` | `PeerClosed`: a clean end |
+/// | `close()` with streams still open on either end, or a Go peer's `Close()` (no FINs) | `Local` | `UnexpectedEof` |
 /// | the connection cut (a reset, a crash, a cable) | `Io { .. }` or `UnexpectedEof` | the same |
 /// | a silent peer or a black-holed path | `KeepaliveTimeout` | depends on the path |
 /// | no smux frame ever arrived (a peer of another version, not an smux peer) | `NoFrameFromPeer`, `UnexpectedEof { before_first_frame: true, .. }` or `Protocol(NotSmux { .. })` | the same or a keepalive timeout |
@@ -71,13 +71,13 @@ pub enum CloseReason {
     #[error("the session was closed locally")]
     Local,
     /// The peer ended the session cleanly: its connection closed at a frame boundary after
-    /// every open stream had received the peer's FIN, with nothing of ours still to send.
+    /// every stream was finished both ways (the peer's FIN received, ours sent).
     /// [`Session::accept_stream`](crate::Session::accept_stream) reports it as the end of
     /// the incoming streams (`Ok(None)`), not as an error.
     #[error("the peer closed the session")]
     PeerClosed,
     /// The connection reached its end in the middle of a frame, or while streams were still
-    /// open: without the peer's FIN, or with our data or FIN still to send (the peer
+    /// open: without the peer's FIN, or not yet finished by us (the peer
     /// crashed, the path was cut, or the peer closed its session without finishing its
     /// streams or waiting for our replies, as Go's `Session.Close` does).
     #[error("the connection ended unexpectedly{}{}", match open_streams { 0 => String::new(), n => format!(" with {n} streams open") }, if *mid_frame { " in the middle of a frame" } else if *before_first_frame { ", before the peer sent a single smux frame (is it an smux peer, of the same protocol version?)" } else { "" })]

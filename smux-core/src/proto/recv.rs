@@ -11,7 +11,7 @@ use super::pool::{keep_pools, RecvPool};
 use super::recv_buf::PACK_BELOW;
 use super::send::{Sender, MAX_PENDING_REFUSALS};
 use super::store::Store;
-use super::stream::Stream;
+use super::stream::{Sending, Stream};
 use super::timer::{Timer, Timers};
 use super::Stats;
 use crate::config::Config;
@@ -151,14 +151,14 @@ impl Receiver {
     }
 
     /// Why the session ends at the connection's end, `unconsumed` bytes after the last the
-    /// engine took: cleanly at a frame boundary when nothing of either side is lost (every
-    /// stream has the peer's FIN, and none of ours has data or a FIN still to send), else
-    /// unexpectedly. A connection cut just after the peer half-closed its streams, with our
-    /// replies still unsent, is no clean end.
+    /// engine took: cleanly at a frame boundary once every stream is finished both ways
+    /// (the peer's FIN received and ours sent), else unexpectedly. A connection cut just
+    /// after the peer half-closed its streams, while ours could still reply, is no clean
+    /// end: it cannot be told from a network fault, and the replies are lost.
     pub(super) fn eof_reason(&self, store: &Store, unconsumed: usize) -> CloseReason {
         let open_streams = store
             .iter()
-            .filter(|(_, s)| !s.fin_received() || s.has_pending_send())
+            .filter(|(_, s)| !s.fin_received() || s.sending() != Sending::FinSent)
             .count();
         let mid_frame = unconsumed > 0 || self.mid_frame();
         if open_streams == 0 && !mid_frame {
