@@ -88,7 +88,7 @@ impl Session {
 
     /// Waits for the next stream the peer opens. `Ok(None)` is the clean end of the
     /// incoming streams: the peer ended the session cleanly ([`CloseReason::PeerClosed`]:
-    /// at a frame boundary, after finishing every stream). Any other end is an error with
+    /// at a frame boundary, with every stream finished both ways). Any other end is an error with
     /// its reason. After the session ended, streams already queued are still handed out
     /// first. Cancel-safe: a stream is taken only when this returns it.
     pub async fn accept_stream(&self) -> Result<Option<Stream>, Error> {
