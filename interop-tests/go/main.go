@@ -91,7 +91,16 @@ func closeWrite(s *smux.Stream) bool {
 }
 
 // echo writes back what arrives; after the peer's FIN it half-closes (or closes).
+// echoed gets a value each time an echo of a stream the peer opened has finished.
+var echoed = make(chan struct{}, 4096)
+
 func echo(s *smux.Stream) {
+	defer func() {
+		select {
+		case echoed <- struct{}{}:
+		default:
+		}
+	}()
 	buf := make([]byte, 64*1024)
 	for {
 		n, err := s.Read(buf)
@@ -410,6 +419,7 @@ func client(args []string) {
 	idle := fs.Int("idle-ms", 0, "stay silent this long after connecting, before any stream")
 	stall := fs.Bool("stall-one", false, "instead: one stream's echo is not read while another stream exchanges 100 messages, then checked")
 	send := fs.Bool("send-only", false, "only send -bytes per stream, half-close and wait for the peer's FIN (a -sink server); without CloseWrite (v1.5.16) close instead, and keep the session open for -linger-ms after the summary")
+	closeAfter := fs.Int("close-after-echoes", 0, "after its own streams, wait until this many streams the server opened were echoed, then close the session at once and exit")
 	linger := fs.Int("linger-ms", 60000, "with -send-only and no CloseWrite: keep the connection open this long after the summary, or until the peer closes it (closing earlier would reset the connection while data is still queued)")
 	fs.Parse(args)
 	conn, err := net.Dial("tcp", *addr)
@@ -483,6 +493,18 @@ func client(args []string) {
 		total *= *messages
 	}
 	fmt.Printf("streams=%d bytes=%d seconds=%.3f MB/s=%.1f\n", *streams, total, secs, float64(total)/secs/1e6)
+	for i := 0; i < *closeAfter; i++ {
+		select {
+		case <-echoed:
+		case <-time.After(10 * time.Second):
+			fail("only %d of %d opened streams echoed", i, *closeAfter)
+		}
+	}
+	if *closeAfter > 0 {
+		sess.Close()
+		conn.Close()
+		return
+	}
 	if *send && *streams > 0 && !hasCloseWrite(nil) {
 		// Our FIN is queued behind data the kernel may still hold: closing the socket now
 		// and meeting the peer's next UPD would reset the connection and lose that data.
