@@ -20,7 +20,9 @@
 //! the session makes to the KCP stream, through a counting adapter that passes every call
 //! through unchanged. Each test prints its throughput.
 
-use smux_tokio::{client, server, Config, Session, Stream};
+mod echo;
+
+use smux_tokio::{client, server, Config, Session};
 use std::io::{self, IoSlice};
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -29,7 +31,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use test_rng::Rng;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::UdpSocket;
 use tokio::time::timeout;
 use tokio_kcp::{KcpConfig, KcpListener, KcpNoDelayConfig, KcpStream};
@@ -92,35 +94,6 @@ async fn kcp_pair(config: KcpConfig, lossy: bool) -> (KcpStream, ServerEnd, Opti
     (client, server, counts)
 }
 
-/// Echoes every stream the peer opens, until the session ends.
-async fn echo(session: Session) {
-    while let Ok(Some(stream)) = session.accept_stream().await {
-        tokio::spawn(async move {
-            let (mut r, mut w) = stream.into_split();
-            tokio::io::copy(&mut r, &mut w).await?;
-            w.shutdown().await
-        });
-    }
-}
-
-/// Writes `data` on `stream`, half-closes, and checks that the echo is `data` byte for byte.
-async fn echo_checked(stream: Stream, data: Vec<u8>) {
-    let (mut r, mut w) = stream.into_split();
-    let len = data.len();
-    let writer = tokio::spawn(async move {
-        w.write_all(&data).await.unwrap();
-        w.shutdown().await.unwrap();
-        data
-    });
-    let mut back = Vec::with_capacity(len);
-    r.read_to_end(&mut back).await.unwrap();
-    let data = writer.await.unwrap();
-    assert_eq!(back.len(), len);
-    if let Some(at) = back.iter().zip(&data).position(|(a, b)| a != b) {
-        panic!("the echo differs at byte {at} of {len}");
-    }
-}
-
 /// `streams` streams of `len` bytes each, echoed over one session on `client_io`.
 async fn run<T>(
     what: &str,
@@ -140,7 +113,9 @@ where
     let first = session.open_stream().await.unwrap();
     tokio::spawn(async move {
         let (io, _listener) = server_end.await;
-        echo(server(io, config).unwrap()).await;
+        echo::serve(server(io, config).unwrap());
+        // The listener carries the server's datagrams: keep it for the test's life.
+        std::future::pending::<()>().await;
     });
     let start = Instant::now();
     let mut tasks = Vec::new();
@@ -151,7 +126,7 @@ where
             None => session.open_stream().await.unwrap(),
         };
         let data = Rng::for_stream(0x6c9, i).bytes(len);
-        tasks.push(tokio::spawn(echo_checked(stream, data)));
+        tasks.push(tokio::spawn(echo::checked(stream, data)));
     }
     for task in tasks {
         task.await.unwrap();

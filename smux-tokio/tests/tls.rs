@@ -9,7 +9,9 @@
 //!   header: smux hands TLS whole batches of frames, vectored (tokio-rustls writes vectors
 //!   into one record).
 
-use smux_tokio::{client, server, Config, Session, Stream};
+mod echo;
+
+use smux_tokio::{client, server, Config, Session};
 use std::io::{self, IoSlice};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -79,48 +81,17 @@ where
     )
 }
 
-/// Echoes every stream the peer opens.
-fn echo(session: Session) {
-    tokio::spawn(async move {
-        while let Ok(Some(stream)) = session.accept_stream().await {
-            tokio::spawn(async move {
-                let (mut r, mut w) = stream.into_split();
-                tokio::io::copy(&mut r, &mut w).await?;
-                w.shutdown().await
-            });
-        }
-    });
-}
-
-/// Writes `data` on `stream`, half-closes, and checks that the echo is `data` byte for byte.
-async fn echo_checked(stream: Stream, data: Vec<u8>) {
-    let (mut r, mut w) = stream.into_split();
-    let len = data.len();
-    let writer = tokio::spawn(async move {
-        w.write_all(&data).await.unwrap();
-        w.shutdown().await.unwrap();
-        data
-    });
-    let mut back = Vec::with_capacity(len);
-    r.read_to_end(&mut back).await.unwrap();
-    let data = writer.await.unwrap();
-    assert_eq!(back.len(), len);
-    if let Some(at) = back.iter().zip(&data).position(|(a, b)| a != b) {
-        panic!("the echo differs at byte {at} of {len}");
-    }
-}
-
 async fn many_streams(version: u8) {
     const STREAMS: u64 = 64;
     const LEN: usize = 256 * 1024;
     let (client, server) = sessions(version, |tcp| tcp).await;
-    echo(server);
+    echo::serve(server);
     let start = Instant::now();
     let mut tasks = Vec::new();
     for i in 0..STREAMS {
         let stream = client.open_stream().await.unwrap();
         let data = Rng::for_stream(0x715, i).bytes(LEN);
-        tasks.push(tokio::spawn(echo_checked(stream, data)));
+        tasks.push(tokio::spawn(echo::checked(stream, data)));
     }
     for task in tasks {
         task.await.unwrap();
