@@ -13,6 +13,16 @@ type H = Arc<dyn Harness>;
 
 pub use test_rng::Rng;
 
+/// Asserts that `session` ended with the connection's end while `open` streams were not
+/// finished both ways: not a clean end.
+fn assert_unexpected_end(session: &Session, open: usize) {
+    let reason = session.close_reason();
+    assert!(
+        matches!(reason, Some(CloseReason::UnexpectedEof { open_streams, .. }) if open_streams == open),
+        "{reason:?}"
+    );
+}
+
 fn config(version: u8) -> Config {
     Config::builder().version(version).build().unwrap()
 }
@@ -246,17 +256,7 @@ pub async fn close_flushes_then_ends_the_session(h: H, t: Transport) {
     assert!(got == data);
     server.finished().await;
     // The server never finished its side of the stream: not a clean end.
-    assert!(
-        matches!(
-            server.close_reason(),
-            Some(CloseReason::UnexpectedEof {
-                open_streams: 1,
-                ..
-            })
-        ),
-        "{:?}",
-        server.close_reason()
-    );
+    assert_unexpected_end(&server, 1);
     let _ = c;
 }
 
@@ -506,17 +506,7 @@ pub async fn dropping_every_handle_closes_the_connection(h: H, t: Transport) {
     drop(s);
     server.finished().await;
     // The server never took (or finished) the stream: the end is not a clean one.
-    assert!(
-        matches!(
-            server.close_reason(),
-            Some(CloseReason::UnexpectedEof {
-                open_streams: 1,
-                ..
-            })
-        ),
-        "{:?}",
-        server.close_reason()
-    );
+    assert_unexpected_end(&server, 1);
 }
 
 /// `incoming()` yields the peer's streams, is taken once, and ends with the session.
