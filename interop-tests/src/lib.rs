@@ -80,6 +80,25 @@ pub mod process {
             }
         }
 
+        /// Waits until the server prints a line starting with `prefix` on stderr (or ends),
+        /// then stops it; returns what it printed on stderr up to that line. For a result the
+        /// server reports only after the client has gone.
+        pub fn stop_after(mut self, prefix: &str) -> String {
+            let mut err = String::new();
+            if let Some(stderr) = self.child.stderr.take() {
+                for line in BufReader::new(stderr).lines() {
+                    let Ok(line) = line else { break };
+                    err.push_str(&line);
+                    err.push('\n');
+                    if line.starts_with(prefix) {
+                        break;
+                    }
+                }
+            }
+            let _ = self.child.kill();
+            err
+        }
+
         /// Stops the server and returns what it printed on stderr.
         pub fn stop(mut self) -> String {
             let _ = self.child.kill();

@@ -143,12 +143,13 @@ impl SendWindow {
         Ok(())
     }
 
-    /// Starts the counters at `n` as if that much had been sent and consumed (tests of the
-    /// wrap).
+    /// Starts the counters at `n` as if that much had been sent, and consumed in an UPD
+    /// that offered `window` (tests of the wrap).
     #[cfg(test)]
-    pub(super) fn start_at(&mut self, n: u32) {
+    pub(super) fn start_at(&mut self, n: u32, window: u32) {
         self.written = n;
         self.peer_consumed = n;
+        self.peer_window = window;
     }
 
     #[cfg(test)]
@@ -189,12 +190,11 @@ impl SendWindow {
 pub(super) struct RecvWindow {
     /// Bytes read by the application (wrapping).
     read: u32,
-    /// Bytes read since the last report.
-    unreported: u32,
     /// The window offered now.
     window: u32,
-    /// The highest limit the peer heard of (`consumed + window` of an UPD; before the
-    /// first, Go's assumed initial window).
+    /// The limit the peer heard of last (`consumed + window` of our last UPD; before the
+    /// first, Go's assumed initial window). Every UPD raises it (see [`read`](Self::read)),
+    /// so it is also the highest.
     limit: u32,
     /// Bytes arrived (wrapping).
     received: u32,
@@ -231,7 +231,6 @@ impl RecvWindow {
     pub(super) fn new(config: &Config) -> Self {
         Self {
             read: 0,
-            unreported: 0,
             window: config.max_stream_buffer() as u32,
             limit: INITIAL_PEER_WINDOW,
             received: 0,
@@ -278,24 +277,25 @@ impl RecvWindow {
         }
     }
 
-    /// The application read `n` bytes; returns whether an UPD is due: as Go's receiver, on
-    /// the first read and whenever half the window was read since the last report; with
-    /// tuning over a long path, every quarter window, so that a window-bound sender waits
-    /// less per round trip and delivers close to a window in each (four 20-byte UPDs per
-    /// window).
+    /// The application read `n` bytes; returns whether an UPD is due: when it would raise
+    /// the limit the peer heard of by half a window (with tuning over a long path, a
+    /// quarter, so that a window-bound sender waits less per round trip and delivers close
+    /// to a window in each: four 20-byte UPDs per window).
+    ///
+    /// Go's receiver reports on the first read and then every half window read. While the
+    /// windows stay what the peer heard of, the two agree: a report raises the limit by
+    /// what was read since the last. They differ at the start, where the peer assumes a
+    /// window of 256 KiB: a stream that receives less than that (less half our window)
+    /// sends no UPD at all. Such a report would tell a sender that is done nothing it can
+    /// use, and reaches a Go peer that closes its connection after its last FIN too late:
+    /// its kernel answers it with a reset that discards what we had not read yet. A window
+    /// of 512 KiB or more is still reported on the first read.
     pub(super) fn read(&mut self, n: usize, tuning: bool) -> bool {
         let tuned = tuning && self.long_path();
-        let half = self.window / if tuned { 4 } else { 2 };
-        let n = n as u32;
-        self.read = self.read.wrapping_add(n);
-        self.unreported = self.unreported.wrapping_add(n);
-        // On the first read and whenever half the window was consumed. Unlike Go, also
-        // when the wrapping counter is exactly 0.
-        if self.unreported >= half || self.read == n {
-            self.unreported = 0;
-            return true;
-        }
-        false
+        let step = self.window / if tuned { 4 } else { 2 };
+        self.read = self.read.wrapping_add(n as u32);
+        let raise = self.read.wrapping_add(self.window).wrapping_sub(self.limit) as i32;
+        raise > 0 && raise as u32 >= step
     }
 
     /// How much the window would grow now, given `unread` bytes waiting for the reader:
@@ -325,9 +325,8 @@ impl RecvWindow {
     /// The UPD to send now, at `now`: its values are taken when it goes out, so a late UPD
     /// carries the latest count.
     pub(super) fn update(&mut self, now: Instant, tuning: bool) -> WindowUpdate {
-        // The peer may still send up to the highest limit it ever heard of (bytes sent under
-        // an earlier, larger grant arrive after a smaller one): only an UPD that raises
-        // that limit starts a sample.
+        // Only an UPD that raises the limit starts a sample: the peer may still be sending
+        // under the limit it has.
         let limit = self.read.wrapping_add(self.window);
         if limit.wrapping_sub(self.limit) as i32 > 0 {
             if tuning && self.until_tuned == 0 {
@@ -344,13 +343,13 @@ impl RecvWindow {
         }
     }
 
-    /// Starts the read counter at `n`, with nothing unreported (tests of the wrap).
+    /// Starts the counters at `n` as if that much had arrived and been read, and reported
+    /// in an UPD (tests of the wrap).
     #[cfg(test)]
     pub(super) fn start_at(&mut self, n: u32) {
         self.read = n;
-        self.unreported = 0;
         self.received = n;
-        self.limit = n.wrapping_add(INITIAL_PEER_WINDOW);
+        self.limit = n.wrapping_add(self.window);
     }
 }
 

@@ -4,6 +4,7 @@ use super::one_way;
 use super::pair::{quiet, Pair, Rng};
 use super::session::{feed, sent_frames};
 use crate::frame::{Frame, WindowUpdate};
+use crate::proto::flow::INITIAL_PEER_WINDOW;
 use crate::proto::{Engine, Role, StreamId};
 use crate::StreamError;
 use std::time::Instant;
@@ -79,16 +80,18 @@ fn v2_slow_reader_stalls_only_its_stream() {
     let streams = open_n(&mut pair, 2);
     let (slow_c, slow_s) = streams[0];
     let (fast_c, fast_s) = streams[1];
-    // The slow stream's first bytes are read once, so the client learns the 64 KiB window.
+    // The slow stream's first bytes are read once; that reports nothing, so the client
+    // may fill Go's assumed initial window.
     pair.client.write_some(slow_c, b"x");
     pair.drive();
     assert_eq!(pair.server.read_available(slow_s).unwrap(), b"x");
     pair.drive();
     saturate(&mut pair, &[slow_c], None);
     let buffered = pair.server.engine.stats().buffered_in;
-    assert!(
-        buffered <= 65536,
-        "the window bounds the slow stream: {buffered}"
+    assert_eq!(
+        buffered,
+        INITIAL_PEER_WINDOW as usize - 1,
+        "the window bounds the slow stream"
     );
     // The fast stream keeps flowing: move 4 MiB through it.
     let written = saturate(&mut pair, &[fast_c], Some(fast_s));
@@ -146,7 +149,7 @@ fn v2_counters_wrap_around_u32() {
     let (c, s) = streams[0];
     let start = u32::MAX - 10_000;
     let sender = pair.client.engine.streams.get_mut(c.0).unwrap();
-    sender.send_window.start_at(start);
+    sender.send_window.start_at(start, 4096);
     let receiver = pair.server.engine.streams.get_mut(s.0).unwrap();
     receiver.recv_window.start_at(start);
     let data = Rng::new(5).bytes(1 << 20);
@@ -177,24 +180,34 @@ fn server_holding(len: usize) -> (Engine, StreamId, Instant) {
         .build()
         .unwrap();
     let mut server = Engine::new(Role::Server, config, now);
-    feed(
-        &mut server,
-        now,
-        &[
-            Frame::Syn { sid: 3 },
-            Frame::Psh {
-                sid: 3,
-                data: vec![0; len].into(),
-            },
-        ],
-    );
+    let mut frames = vec![Frame::Syn { sid: 3 }];
+    let mut left = len;
+    while left > 0 {
+        let n = left.min(60_000);
+        frames.push(Frame::Psh {
+            sid: 3,
+            data: vec![0; n].into(),
+        });
+        left -= n;
+    }
+    feed(&mut server, now, &frames);
     let s = server.accept().unwrap().unwrap();
     (server, s, now)
 }
 
+/// Reads exactly `n` bytes of stream `s`, in reads of at most 100.
+fn read_exactly(server: &mut Engine, s: StreamId, mut n: usize) {
+    let mut buf = [0u8; 100];
+    while n > 0 {
+        let want = n.min(buf.len());
+        n -= server.read(s, &mut buf[..want]).unwrap();
+    }
+}
+
 #[test]
-fn upd_is_sent_on_first_read_and_every_half_window() {
-    let (mut server, s, now) = server_holding(2000);
+fn upd_is_sent_when_it_raises_the_peers_limit_by_half_a_window() {
+    // The peer starts from Go's assumed window, 262144 bytes; ours is 1000.
+    let (mut server, s, now) = server_holding(INITIAL_PEER_WINDOW as usize);
     let consumed = |server: &mut Engine| -> Vec<u32> {
         sent_frames(server, now)
             .iter()
@@ -207,24 +220,72 @@ fn upd_is_sent_on_first_read_and_every_half_window() {
             })
             .collect()
     };
-    let mut buf = [0u8; 100];
-    server.read(s, &mut buf).unwrap();
-    assert_eq!(consumed(&mut server), [100], "first read");
-    for _ in 0..4 {
-        server.read(s, &mut buf).unwrap();
-    }
+    read_exactly(&mut server, s, 100);
+    assert_eq!(
+        consumed(&mut server),
+        Vec::<u32>::new(),
+        "the first read tells a peer that may send 262144 bytes nothing it can use"
+    );
+    let half_below = INITIAL_PEER_WINDOW - 500;
+    read_exactly(&mut server, s, half_below as usize - 101);
+    assert_eq!(consumed(&mut server), Vec::<u32>::new(), "a byte short");
+    read_exactly(&mut server, s, 1);
+    assert_eq!(
+        consumed(&mut server),
+        [half_below],
+        "reporting now raises the peer's limit by half our window"
+    );
+    // The peer sends what the report let it (500 more bytes), and so on.
+    let more = |server: &mut Engine, n: usize| {
+        let data = Frame::Psh {
+            sid: 3,
+            data: vec![0; n].into(),
+        };
+        assert!(feed(server, now, &[data]).is_empty());
+    };
+    more(&mut server, 500);
+    read_exactly(&mut server, s, 400);
     assert_eq!(
         consumed(&mut server),
         Vec::<u32>::new(),
         "400 < half of 1000"
     );
-    server.read(s, &mut buf).unwrap();
-    assert_eq!(consumed(&mut server), [600], "500 since the last report");
+    read_exactly(&mut server, s, 100);
+    assert_eq!(consumed(&mut server), [half_below + 500]);
+    more(&mut server, 500);
     // Reads before the UPD goes out coalesce into one, with the latest count.
-    for _ in 0..10 {
-        server.read(s, &mut buf).unwrap();
-    }
-    assert_eq!(consumed(&mut server), [1600]);
+    read_exactly(&mut server, s, 500);
+    read_exactly(&mut server, s, 200);
+    assert_eq!(consumed(&mut server), [half_below + 1200]);
+}
+
+#[test]
+fn upd_of_a_window_beyond_go_s_initial_one_is_sent_on_the_first_read() {
+    let now = Instant::now();
+    let config = quiet(2)
+        .max_stream_buffer(1 << 20)
+        .window_tuning(false)
+        .build()
+        .unwrap();
+    let mut server = Engine::new(Role::Server, config, now);
+    let data = Frame::Psh {
+        sid: 3,
+        data: vec![0; 100].into(),
+    };
+    feed(&mut server, now, &[Frame::Syn { sid: 3 }, data]);
+    let s = server.accept().unwrap().unwrap();
+    read_exactly(&mut server, s, 100);
+    assert_eq!(
+        sent_frames(&mut server, now),
+        [Frame::Upd {
+            sid: 3,
+            update: WindowUpdate {
+                consumed: 100,
+                window: 1 << 20
+            }
+        }],
+        "the peer may send a MiB, not 256 KiB: it must hear of it at once"
+    );
 }
 
 #[test]

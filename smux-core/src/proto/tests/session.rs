@@ -496,8 +496,9 @@ fn frames_on_the_wire_are_gos() {
             Frame::Fin { sid: 3 },
         ]
     );
-    // The first read sends UPD(consumed = 5, window = 65536) (before the peer's FIN: after
-    // it, an UPD would do no good).
+    // Go's receiver would answer the first read with UPD(consumed = 5, window = 65536); we
+    // send none until a report raises the peer's limit (Go's assumed 262144) by half a
+    // window (flow.rs says why).
     let mut server = Engine::new(Role::Server, quiet(2).build().unwrap(), now);
     let mut wire = BytesMut::new();
     for f in &frames[..2] {
@@ -507,16 +508,7 @@ fn frames_on_the_wire_are_gos() {
     let s = server.accept().unwrap().unwrap();
     let mut buf = [0u8; 16];
     assert_eq!(server.read(s, &mut buf), Ok(5));
-    assert_eq!(
-        sent_frames(&mut server, now),
-        [Frame::Upd {
-            sid: 3,
-            update: crate::frame::WindowUpdate {
-                consumed: 5,
-                window: 65536
-            }
-        }]
-    );
+    assert_eq!(sent_frames(&mut server, now), []);
 }
 
 #[test]
