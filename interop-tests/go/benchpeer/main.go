@@ -5,6 +5,7 @@
 //
 //	go-bench server --system go-smux|go-yamux --listen ADDR [config flags]
 //	go-bench client --system go-smux|go-yamux --connect ADDR --workload W [workload flags] [config flags]
+//	go-bench wan-sink|wan-send ...: the `wan` runner's ends, see wan.go
 //
 // Stream protocol: the client opens a stream and writes a 1-byte mode:
 //
@@ -210,8 +211,12 @@ func main() {
 		runServer(os.Args[2:])
 	case "client":
 		runClient(os.Args[2:])
+	case "wan-sink":
+		runWanSink(os.Args[2:])
+	case "wan-send":
+		runWanSend(os.Args[2:])
 	default:
-		fail("unknown role %q (want server or client)", os.Args[1])
+		fail("unknown role %q (want server, client, wan-sink or wan-send)", os.Args[1])
 	}
 }
 
