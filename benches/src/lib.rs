@@ -5,6 +5,8 @@
 //! * `cargo run --release -p benches --bin compare`: the same workloads, client and server in
 //!   separate processes, for raw TCP, smux-rs on tokio, smol and async-std (v1 and v2), Go's
 //!   xtaci/smux and hashicorp/yamux, rust-yamux and async_smux, printed side by side.
+//! * `cargo run --release -p benches --bin wan`: throughput against round trip over a thin
+//!   path (toxiproxy, 20 MB/s), where windows are the limit; see [`wan`].
 //!
 //! [`wire`] is the bench protocol every peer speaks (the Go peer in
 //! `interop-tests/go/benchpeer` speaks it too); [`systems`] builds each Rust system's client
@@ -22,4 +24,5 @@
 
 pub mod report;
 pub mod systems;
+pub mod wan;
 pub mod wire;
