@@ -13,8 +13,8 @@
 //! [`SinkReport::figures`] turns a report into the figures printed: the steady rate (bytes
 //! delivered over the second half of the sending time, so that a window still growing at
 //! the start is left out), the whole-run rate (every byte, first to last), the smallest
-//! stream's share of the steady rate, and the ramp (when the link was first 80% full over
-//! half a second). [`table`], [`chart`] and the `wan` binary's JSON show them.
+//! stream's share of the steady rate, and the ramp (from when on the link was first 80%
+//! full for half a second). [`table`], [`chart`] and the `wan` binary's JSON show them.
 
 use serde_json::{json, Value};
 use std::fmt::Write as _;
@@ -108,6 +108,19 @@ impl System {
         }
     }
 
+    /// Its line's colour in the chart: smux-rs in reds and oranges, Go in blues.
+    fn colour(self) -> &'static str {
+        match self {
+            System::SmuxV2 => "#d9480f",
+            System::SmuxV2Fixed => "#f59f00",
+            System::SmuxV1 => "#a61e4d",
+            System::RustYamux => "#2f9e44",
+            System::GoSmuxV2 => "#1971c2",
+            System::GoSmuxV2Streambuf => "#4dabf7",
+            System::GoYamux => "#7048e8",
+        }
+    }
+
     /// Whether the Go bench peer runs it.
     pub fn is_go(self) -> bool {
         matches!(
@@ -163,6 +176,8 @@ pub struct SinkReport {
     /// `[t_ns, bytes of stream 0, bytes of stream 1, ...]`, every [`SAMPLE_EVERY_MS`] ms
     /// and once more at the end.
     pub samples: Vec<Vec<u64>>,
+    /// The largest window each stream offered, bytes (smux-rs v2's sink only; else empty).
+    pub max_window: Vec<u64>,
     /// The sink's `VmRSS` once every stream had ended, bytes.
     pub rss: u64,
     /// Its `VmHWM` (peak RSS) then, bytes.
@@ -201,6 +216,10 @@ impl SinkReport {
             first_ns: num(&v["first_ns"]).unwrap_or(0),
             end_ns: list("end_ns")?,
             samples,
+            max_window: v["max_window"]
+                .as_array()
+                .map(|a| a.iter().filter_map(num).collect())
+                .unwrap_or_default(),
             rss: num(&v["rss"]).unwrap_or(0),
             hwm: num(&v["hwm"]).unwrap_or(0),
             error: v["error"].as_str().map(String::from),
@@ -218,6 +237,9 @@ impl SinkReport {
             "rss": self.rss,
             "hwm": self.hwm,
         });
+        if !self.max_window.is_empty() {
+            v["max_window"] = json!(self.max_window);
+        }
         if let Some(e) = &self.error {
             v["error"] = json!(e);
         }
@@ -275,10 +297,12 @@ impl SinkReport {
             min_share,
             bytes: total,
             ramp_s: self.ramp(0.8 * LINK_MBPS),
+            max_window: self.max_window.iter().copied().max(),
         }
     }
 
-    /// Seconds from the first byte until `mbps` was first reached over [`RAMP_SPAN_S`].
+    /// Seconds from the first byte until the start of the first [`RAMP_SPAN_S`] over
+    /// which the streams together moved `mbps`.
     fn ramp(&self, mbps: f64) -> Option<f64> {
         let total = |row: &Vec<u64>| row[1..].iter().sum::<u64>() as f64;
         let span = RAMP_SPAN_S * 1e9;
@@ -292,7 +316,9 @@ impl SinkReport {
             if dt >= span * 0.99
                 && (total(row) - total(&self.samples[lo])) / (dt / 1e9) / 1e6 >= mbps
             {
-                return Some(((t - self.first_ns as f64) / 1e9).max(0.0));
+                // From the start of that half second.
+                let from = self.samples[lo][0] as f64 - self.first_ns as f64;
+                return Some((from / 1e9).max(0.0));
             }
         }
         None
@@ -310,9 +336,11 @@ pub struct Figures {
     pub min_share: f64,
     /// Bytes delivered in all.
     pub bytes: u64,
-    /// Seconds from the first byte until the streams together moved 80% of the link over
-    /// half a second; `None` if they never did.
+    /// Seconds from the first byte until the start of the first half second in which the
+    /// streams together moved 80% of the link; `None` if they never did.
     pub ramp_s: Option<f64>,
+    /// The largest window any stream offered, bytes (smux-rs v2 only).
+    pub max_window: Option<u64>,
 }
 
 /// One measured run (or why it has no figures).
@@ -361,6 +389,9 @@ impl Run {
                 v["min_share"] = json!(round2(f.min_share));
                 v["bytes"] = json!(f.bytes);
                 v["ramp_s"] = json!(f.ramp_s.map(round2));
+                if let Some(w) = f.max_window {
+                    v["max_window"] = json!(w);
+                }
             }
             Err(e) => v["error"] = json!(e),
         }
@@ -458,16 +489,6 @@ pub fn table(runs: &[Run], rtts: &[u64], many: usize) -> String {
     out
 }
 
-const COLOURS: [&str; 7] = [
-    "#d9480f",
-    "#f08c00",
-    "#e8590c80",
-    "#5c940d",
-    "#1971c2",
-    "#4dabf7",
-    "#7048e8",
-];
-
 /// Throughput (steady) against round trip, one line per system, one panel per stream
 /// count, as SVG.
 pub fn chart(runs: &[Run], rtts: &[u64], many: usize) -> String {
@@ -487,7 +508,7 @@ pub fn chart(runs: &[Run], rtts: &[u64], many: usize) -> String {
         .fold(LINK_MBPS * 1.1, f64::max);
     let y_max = (top_value / 4.0).ceil() * 4.0;
     let width = LEFT + 2.0 * PANEL_W + GAP + 20.0;
-    let height = TOP + PANEL_H + 50.0 + LEGEND_H * systems.len().div_ceil(2) as f64 + 10.0;
+    let height = TOP + PANEL_H + 70.0 + LEGEND_H * systems.len().div_ceil(2) as f64;
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -506,7 +527,7 @@ pub fn chart(runs: &[Run], rtts: &[u64], many: usize) -> String {
         let x0 = LEFT + p as f64 * (PANEL_W + GAP);
         let _ = writeln!(
             out,
-            r#"<text x="{x0}" y="20" font-weight="bold">{n} stream{}: MB/s (second half of each run) against round trip; link {LINK_MBPS} MB/s</text>"#,
+            r#"<text x="{x0}" y="24" font-weight="bold">{n} stream{}, MB/s</text>"#,
             if n == 1 { "" } else { "s together" }
         );
         let _ = writeln!(
@@ -543,7 +564,8 @@ pub fn chart(runs: &[Run], rtts: &[u64], many: usize) -> String {
                 TOP + PANEL_H + 16.0
             );
         }
-        for (k, &s) in systems.iter().enumerate() {
+        // smux-rs v2 last, on top of the lines it meets.
+        for &s in systems.iter().rev() {
             let points: Vec<(f64, f64)> = rtts
                 .iter()
                 .enumerate()
@@ -554,15 +576,20 @@ pub fn chart(runs: &[Run], rtts: &[u64], many: usize) -> String {
                     Some((x0 + xs(i), ys(r.steady()?)))
                 })
                 .collect();
-            let colour = COLOURS[k % COLOURS.len()];
-            let width = if k == 0 { 3 } else { 2 };
+            let colour = s.colour();
+            let width = if s == System::SmuxV2 { 3 } else { 2 };
+            let dash = if s.is_go() {
+                r#" stroke-dasharray="6 3""#
+            } else {
+                ""
+            };
             let path: Vec<String> = points
                 .iter()
                 .map(|(x, y)| format!("{x:.1},{y:.1}"))
                 .collect();
             let _ = writeln!(
                 out,
-                r#"<polyline points="{}" fill="none" stroke="{colour}" stroke-width="{width}"/>"#,
+                r#"<polyline points="{}" fill="none" stroke="{colour}" stroke-width="{width}"{dash}/>"#,
                 path.join(" ")
             );
             for (x, y) in points {
@@ -573,17 +600,27 @@ pub fn chart(runs: &[Run], rtts: &[u64], many: usize) -> String {
             }
         }
     }
-    let legend_y = TOP + PANEL_H + 40.0;
+    let _ = writeln!(
+        out,
+        r##"<text x="{LEFT}" y="{:.1}" fill="#495057">Round trip (both directions' latency added), link {LINK_MBPS} MB/s each way (toxiproxy). MB/s over the second half of each run's sending time.</text>"##,
+        TOP + PANEL_H + 36.0
+    );
+    let legend_y = TOP + PANEL_H + 60.0;
     for (k, s) in systems.iter().enumerate() {
         let x = LEFT + (k % 2) as f64 * (PANEL_W + GAP);
         let y = legend_y + (k / 2) as f64 * LEGEND_H;
         let _ = writeln!(
             out,
-            r#"<line x1="{x}" y1="{:.1}" x2="{:.1}" y2="{:.1}" stroke="{}" stroke-width="3"/><text x="{:.1}" y="{:.1}">{}</text>"#,
+            r#"<line x1="{x}" y1="{:.1}" x2="{:.1}" y2="{:.1}" stroke="{}" stroke-width="3"{}/><text x="{:.1}" y="{:.1}">{}</text>"#,
             y - 4.0,
             x + 24.0,
             y - 4.0,
-            COLOURS[k % COLOURS.len()],
+            s.colour(),
+            if s.is_go() {
+                r#" stroke-dasharray="6 3""#
+            } else {
+                ""
+            },
             x + 30.0,
             y,
             s.name()
@@ -614,6 +651,7 @@ mod tests {
             first_ns: t0,
             end_ns: vec![t0 + 4_000_000_000; 2],
             samples,
+            max_window: vec![1 << 20, 2 << 20],
             rss: 5 << 20,
             hwm: 6 << 20,
             error: None,
@@ -632,7 +670,8 @@ mod tests {
         // 16 MB/s over half a second is first reached once stream 1 adds its 5 MB/s
         // (15 MB/s is not enough): never.
         assert_eq!(f.ramp_s, None);
-        assert_eq!(report().ramp(12.5), Some(1.3));
+        // 12.5 MB/s over the half second from 0.8 s to 1.3 s.
+        assert_eq!(report().ramp(12.5), Some(0.8));
     }
 
     #[test]

@@ -28,6 +28,7 @@
 
 use benches::wan::{chart, table, Figures, Run, SinkReport, System, LINK_KB, LINK_MBPS};
 use clap::{Parser, Subcommand};
+use futures_util::AsyncReadExt;
 use interop_tests::toxiproxy::{Direction, Kind, Toxic, Toxiproxy};
 use serde_json::{json, Value};
 use std::io::{self, BufRead, BufReader, Read};
@@ -38,7 +39,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 use std::task::Poll;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio_util::compat::{FuturesAsyncReadCompatExt, TokioAsyncReadCompatExt};
 
 #[derive(Debug, Parser)]
@@ -68,6 +69,17 @@ struct Cli {
     /// Exit with status 1 when a target is missed.
     #[arg(long)]
     strict: bool,
+    /// Seconds each sender writes, at every round trip (default: 3 to 10 s by round trip;
+    /// with --quick 2 s).
+    #[arg(long)]
+    seconds: Option<f64>,
+    /// For experiments: the smux-rs systems' `max_receive_buffer` (the session budget that
+    /// bounds a v2 stream's tuned window), bytes, instead of the default 4 MiB.
+    #[arg(long)]
+    receive_buffer: Option<usize>,
+    /// Also keep every sink's own report (its 20 ms samples) in `--out`/raw/.
+    #[arg(long)]
+    raw: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -81,6 +93,8 @@ enum Role {
         listen: String,
         #[arg(long)]
         streams: usize,
+        #[arg(long)]
+        receive_buffer: Option<usize>,
     },
     /// One sender of a Rust system (the runner starts it).
     #[command(hide = true)]
@@ -93,6 +107,8 @@ enum Role {
         streams: usize,
         #[arg(long)]
         seconds: f64,
+        #[arg(long)]
+        receive_buffer: Option<usize>,
     },
 }
 
@@ -103,13 +119,15 @@ fn main() -> ExitCode {
             system,
             ref listen,
             streams,
-        }) => sink(system, listen, streams),
+            receive_buffer,
+        }) => sink(system, listen, streams, receive_buffer),
         Some(Role::Send {
             system,
             connect,
             streams,
             seconds,
-        }) => send(system, connect, streams, seconds),
+            receive_buffer,
+        }) => send(system, connect, streams, seconds, receive_buffer),
         None => return runner(&cli),
     };
     match result {
@@ -146,9 +164,10 @@ const CHECK_4MIB_FLOOR: f64 = 18.0;
 /// `max_receive_buffer` + 65535 (`proto`'s bound on inbound data, plus as much again for
 /// packing slack and bookkeeping), plus 4 MiB for the runtime, the allocator and the
 /// sink's buffers.
-fn memory_bound() -> u64 {
+fn memory_bound(receive_buffer: Option<usize>) -> u64 {
     let c = smux_core::Config::default();
-    2 * (c.max_receive_buffer() as u64 + 65_535) + (4 << 20)
+    let budget = receive_buffer.unwrap_or(c.max_receive_buffer()) as u64;
+    2 * (budget + 65_535) + (4 << 20)
 }
 
 fn runner(cli: &Cli) -> ExitCode {
@@ -263,17 +282,27 @@ fn runner(cli: &Cli) -> ExitCode {
     let total = rtts.len() * 2 * systems.len();
     let mut runs = Vec::new();
     for &rtt in &rtts {
-        let seconds = seconds_for(rtt, cli.quick);
+        let seconds = cli.seconds.unwrap_or_else(|| seconds_for(rtt, cli.quick));
         for streams in [1, many] {
             for &system in &systems {
                 let ends = if system.is_go() {
                     Ends::go(&go, system.go_args())
                 } else {
-                    Ends::rust(&me, system)
+                    Ends::rust(&me, system, cli.receive_buffer)
                 };
                 proxies += 1;
                 let t = Instant::now();
                 let outcome = measure(&tp, proxies, &ends, rtt, streams, seconds);
+                if let (true, Ok((report, _))) = (cli.raw, &outcome) {
+                    let dir = cli.out.join("raw");
+                    let name = format!("{}-{rtt}ms-{streams}.json", system.cli_name());
+                    let saved = std::fs::create_dir_all(&dir).and_then(|()| {
+                        std::fs::write(dir.join(name), report.to_json().to_string())
+                    });
+                    if let Err(e) = saved {
+                        eprintln!("wan: keeping the raw report: {e}");
+                    }
+                }
                 let run = match outcome {
                     Ok((report, rss_idle)) => Run {
                         system,
@@ -310,7 +339,7 @@ fn runner(cli: &Cli) -> ExitCode {
     }
 
     let tables = table(&runs, &rtts, many);
-    let bound = memory_bound();
+    let bound = memory_bound(cli.receive_buffer);
     let verdicts = targets(&runs, &rtts, many, bound);
     println!("\n{tables}");
     println!(
@@ -345,18 +374,19 @@ fn runner(cli: &Cli) -> ExitCode {
             "steady_mbps": "bytes delivered to the sink's application over the second half of the sending time (from the first byte), all streams together, per second",
             "whole_mbps": "every byte delivered, from the first byte to the last stream's end",
             "min_share": "the smallest stream's steady rate over an equal split of the total",
-            "ramp_s": "seconds from the first byte until 80% of the link was first moved over 0.5 s",
+            "ramp_s": "seconds from the first byte until the start of the first 0.5 s in which the streams together moved 80% of the link",
             "rss": "the sink's VmRSS before the connection (idle), VmRSS once every stream ended (end), VmHWM (peak)",
             "write_size": 131072,
             "sample_ms": benches::wan::SAMPLE_EVERY_MS,
         },
         "rtts_ms": rtts,
         "streams": [1, many],
-        "seconds_per_rtt": rtts.iter().map(|&r| json!({"rtt_ms": r, "seconds": seconds_for(r, cli.quick)})).collect::<Vec<_>>(),
+        "seconds_per_rtt": rtts.iter().map(|&r| json!({"rtt_ms": r, "seconds": cli.seconds.unwrap_or_else(|| seconds_for(r, cli.quick))})).collect::<Vec<_>>(),
         "systems": systems.iter().map(|s| json!({"name": s.name(), "cli_name": s.cli_name(), "config": s.config()})).collect::<Vec<_>>(),
         "harness_check": controls,
         "runs": runs.iter().map(Run::to_json).collect::<Vec<_>>(),
         "memory_bound_bytes": bound,
+        "smux_receive_buffer": cli.receive_buffer.unwrap_or(smux_core::Config::default().max_receive_buffer()),
         "targets": verdicts.iter().map(|(ok, text)| json!({"met": ok, "text": text})).collect::<Vec<_>>(),
         "elapsed_s": (elapsed * 10.0).round() / 10.0,
     });
@@ -387,15 +417,20 @@ fn describe(run: &Run) -> String {
             whole_mbps,
             min_share,
             ramp_s,
+            max_window,
             ..
         }) => format!(
-            "{steady_mbps:.2} MB/s steady ({whole_mbps:.2} whole run){}, 80% of the link {}, sink RSS {:.1} -> {:.1} (peak {:.1}) MiB",
+            "{steady_mbps:.2} MB/s steady ({whole_mbps:.2} whole run){}, 80% of the link {}{}, sink RSS {:.1} -> {:.1} (peak {:.1}) MiB",
             if run.streams > 1 {
                 format!(", smallest stream {min_share:.2} of its share")
             } else {
                 String::new()
             },
-            ramp_s.map_or("never".into(), |s| format!("after {s:.1} s")),
+            ramp_s.map_or("never".into(), |s| format!("from {s:.1} s on")),
+            max_window.map_or(String::new(), |w| format!(
+                ", largest window {} KiB",
+                w / 1024
+            )),
             mib(run.rss_idle),
             mib(run.rss_end),
             mib(run.rss_peak)
@@ -639,12 +674,16 @@ impl Ends {
         }
     }
 
-    fn rust(me: &Path, system: System) -> Self {
+    fn rust(me: &Path, system: System, receive_buffer: Option<usize>) -> Self {
         let with = |role: &str| {
-            [role, "--system", system.cli_name()]
+            let mut args: Vec<String> = [role, "--system", system.cli_name()]
                 .into_iter()
                 .map(String::from)
-                .collect()
+                .collect();
+            if let Some(b) = receive_buffer {
+                args.extend(["--receive-buffer".to_string(), b.to_string()]);
+            }
+            args
         };
         Self {
             program: me.to_path_buf(),
@@ -815,8 +854,11 @@ fn measure(
 // ---------------------------------------------------------------------------------------
 // The Rust ends.
 
-fn smux_config(system: System) -> io::Result<smux_core::Config> {
-    let b = smux_core::Config::builder();
+fn smux_config(system: System, receive_buffer: Option<usize>) -> io::Result<smux_core::Config> {
+    let mut b = smux_core::Config::builder();
+    if let Some(bytes) = receive_buffer {
+        b = b.max_receive_buffer(bytes);
+    }
     let b = match system {
         System::SmuxV2 => b.version(2),
         System::SmuxV2Fixed => b.version(2).window_tuning(false),
@@ -847,6 +889,8 @@ struct Counts {
     base: Instant,
     bytes: Vec<AtomicU64>,
     ends: Vec<AtomicU64>,
+    /// The largest window each stream offered (smux-rs v2; else 0).
+    windows: Vec<AtomicU64>,
     /// Nanoseconds + 1 of the first payload byte; 0 until then.
     first: AtomicU64,
 }
@@ -861,7 +905,12 @@ impl Counts {
 
 /// `wan sink`: accepts one session and `streams` streams, reads each to its end, prints a
 /// [`SinkReport`].
-fn sink(system: System, listen: &str, streams: usize) -> io::Result<()> {
+fn sink(
+    system: System,
+    listen: &str,
+    streams: usize,
+    receive_buffer: Option<usize>,
+) -> io::Result<()> {
     // The runtime first, so that the idle RSS the runner reads includes it.
     let rt = runtime()?;
     let listener = std::net::TcpListener::bind(listen)?;
@@ -869,6 +918,7 @@ fn sink(system: System, listen: &str, streams: usize) -> io::Result<()> {
         base: Instant::now(),
         bytes: (0..streams).map(|_| AtomicU64::new(0)).collect(),
         ends: (0..streams).map(|_| AtomicU64::new(0)).collect(),
+        windows: (0..streams).map(|_| AtomicU64::new(0)).collect(),
         first: AtomicU64::new(0),
     });
     println!("listening on {}", listener.local_addr()?);
@@ -894,41 +944,54 @@ fn sink(system: System, listen: &str, streams: usize) -> io::Result<()> {
         })
     };
     let read = counts.clone();
-    let result: io::Result<()> = rt.block_on(async move {
-        let tcp = tokio::net::TcpStream::from_std(conn)?;
-        let mut readers = Vec::new();
-        match system {
-            System::RustYamux => {
-                let conn = yamux::Connection::new(
-                    tcp.compat(),
-                    yamux::Config::default(),
-                    yamux::Mode::Server,
-                );
-                let (tx, mut rx) = futures_channel::mpsc::unbounded();
-                tokio::spawn(yamux_serve(conn, tx));
-                for i in 0..streams {
-                    let s = futures_util::StreamExt::next(&mut rx)
-                        .await
-                        .ok_or_else(|| io::Error::other("the yamux session ended"))?;
-                    readers.push(tokio::spawn(read_to_end(s.compat(), i, read.clone())));
+    let result: io::Result<(io::Result<()>, Option<smux_tokio::Session>)> =
+        rt.block_on(async move {
+            let tcp = tokio::net::TcpStream::from_std(conn)?;
+            let mut readers = Vec::new();
+            match system {
+                System::RustYamux => {
+                    let conn = yamux::Connection::new(
+                        tcp.compat(),
+                        yamux::Config::default(),
+                        yamux::Mode::Server,
+                    );
+                    let (tx, mut rx) = futures_channel::mpsc::unbounded();
+                    tokio::spawn(yamux_serve(conn, tx));
+                    for i in 0..streams {
+                        let s = futures_util::StreamExt::next(&mut rx)
+                            .await
+                            .ok_or_else(|| io::Error::other("the yamux session ended"))?;
+                        readers.push(tokio::spawn(read_to_end(s, i, read.clone(), |_| None)));
+                    }
+                    // The connection's task still runs: the RSS below includes the session.
+                    Ok((join(readers).await, None))
                 }
-                join(readers).await
-            }
-            _ => {
-                let session = smux_tokio::server(tcp, smux_config(system)?)?;
-                for i in 0..streams {
-                    let s = session
-                        .accept_stream()
-                        .await?
-                        .ok_or_else(|| io::Error::other("the session ended"))?;
-                    readers.push(tokio::spawn(read_to_end(s, i, read.clone())));
+                _ => {
+                    let session = smux_tokio::server(tcp, smux_config(system, receive_buffer)?)?;
+                    for i in 0..streams {
+                        let s = session
+                            .accept_stream()
+                            .await?
+                            .ok_or_else(|| io::Error::other("the session ended"))?;
+                        readers.push(tokio::spawn(read_to_end(
+                            s.into_inner(),
+                            i,
+                            read.clone(),
+                            smux_core::Stream::receive_window,
+                        )));
+                    }
+                    // The session lives until every stream has been read to its end, and
+                    // until the RSS is read below.
+                    let done = join(readers).await;
+                    Ok((done, Some(session)))
                 }
-                // The session lives until every stream has been read to its end.
-                let done = join(readers).await;
-                drop(session);
-                done
             }
-        }
+        });
+    // The RSS once every stream has ended, with the session still open (as Go's sink).
+    let (rss, hwm) = (proc_bytes("self", "VmRSS"), proc_bytes("self", "VmHWM"));
+    let result = result.and_then(|(done, session)| {
+        drop(session);
+        done
     });
     stop.store(true, Ordering::Relaxed);
     let mut samples = sampler.join().expect("the sampler");
@@ -946,8 +1009,14 @@ fn sink(system: System, listen: &str, streams: usize) -> io::Result<()> {
             .map(|e| e.load(Ordering::Relaxed))
             .collect(),
         samples,
-        rss: proc_bytes("self", "VmRSS"),
-        hwm: proc_bytes("self", "VmHWM"),
+        max_window: counts
+            .windows
+            .iter()
+            .map(|w| w.load(Ordering::Relaxed))
+            .filter(|&w| w > 0)
+            .collect(),
+        rss,
+        hwm,
         error: result.err().map(|e| e.to_string()),
     };
     println!("{}", report.to_json());
@@ -965,9 +1034,16 @@ async fn join(handles: Vec<tokio::task::JoinHandle<io::Result<()>>>) -> io::Resu
     first
 }
 
-async fn read_to_end<R>(mut r: R, i: usize, counts: Arc<Counts>) -> io::Result<()>
+/// Reads stream `i` to its end, counting its bytes, and the largest window it offered
+/// (`window`, smux-rs v2 only).
+async fn read_to_end<R>(
+    mut r: R,
+    i: usize,
+    counts: Arc<Counts>,
+    window: fn(&R) -> Option<u32>,
+) -> io::Result<()>
 where
-    R: tokio::io::AsyncRead + Unpin,
+    R: futures_util::AsyncRead + Unpin,
 {
     let mut buf = vec![0u8; 128 * 1024];
     let result = loop {
@@ -981,6 +1057,9 @@ where
                     Ordering::Relaxed,
                 );
                 counts.bytes[i].fetch_add(n as u64, Ordering::Relaxed);
+                if let Some(w) = window(&r) {
+                    counts.windows[i].fetch_max(u64::from(w), Ordering::Relaxed);
+                }
             }
             Err(e) => break Err(e),
         }
@@ -1053,7 +1132,13 @@ type Writer = Box<dyn tokio::io::AsyncWrite + Unpin + Send>;
 
 /// `wan send`: opens `streams` streams and writes on each for `seconds`, then closes them
 /// and keeps the session up until stdin ends.
-fn send(system: System, connect: SocketAddr, streams: usize, seconds: f64) -> io::Result<()> {
+fn send(
+    system: System,
+    connect: SocketAddr,
+    streams: usize,
+    seconds: f64,
+    receive_buffer: Option<usize>,
+) -> io::Result<()> {
     let rt = runtime()?;
     rt.block_on(async move {
         let tcp = tokio::net::TcpStream::connect(connect).await?;
@@ -1073,7 +1158,10 @@ fn send(system: System, connect: SocketAddr, streams: usize, seconds: f64) -> io
                     .collect()
             }
             _ => {
-                let s = session.insert(smux_tokio::client(tcp, smux_config(system)?)?);
+                let s = session.insert(smux_tokio::client(
+                    tcp,
+                    smux_config(system, receive_buffer)?,
+                )?);
                 let mut w = Vec::new();
                 for _ in 0..streams {
                     w.push(Box::new(s.open_stream().await?) as Writer);
