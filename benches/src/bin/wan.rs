@@ -210,6 +210,12 @@ fn runner(cli: &Cli) -> ExitCode {
          1 and {many} streams, {} mode",
         if cli.quick { "quick" } else { "full" }
     );
+    for s in &systems {
+        println!("  {:<28} {}", s.name(), s.config());
+    }
+    if let Some(bytes) = cli.receive_buffer {
+        println!("  (smux-rs systems with max_receive_buffer {bytes}, not the default)");
+    }
     // The harness check: Go to Go, where the answer is known.
     let mut controls = Vec::new();
     let mut check_failed = Vec::new();
