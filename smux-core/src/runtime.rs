@@ -61,6 +61,18 @@ pub trait Runtime: Send + Sync + fmt::Debug + 'static {
     fn now(&self) -> Instant {
         Instant::now()
     }
+
+    /// Whether the caller runs as one of this runtime's tasks, where waking the session's
+    /// driver is cheap (it runs soon on this thread, and frames the writes of every task
+    /// that ran before it in one batch).
+    ///
+    /// Outside one (a `block_on` on a thread of its own, say), waking the driver is a
+    /// thread switch before the bytes move; there a write that finds the connection idle
+    /// writes its frames to the connection itself instead. The default, `true`, leaves
+    /// every write to the driver: answer `false` only where you can tell.
+    fn in_task(&self) -> bool {
+        true
+    }
 }
 
 /// A timer that can be moved to a new deadline.

@@ -262,6 +262,20 @@ fn write_all(stream: &mut OwnedWriteHalf, mut data: &[u8]) -> io::Result<()> {
     })
 }
 
+/// The payloads of what a client sent on its one stream, checking that it is its SYN,
+/// data frames, and its FIN last.
+fn one_stream(sent: &[Frame]) -> Vec<Vec<u8>> {
+    assert_eq!(sent.first(), Some(&Frame::Syn { sid: 3 }));
+    assert_eq!(sent.last(), Some(&Frame::Fin { sid: 3 }));
+    sent[1..sent.len() - 1]
+        .iter()
+        .map(|f| match f {
+            Frame::Psh { sid: 3, data } => data.to_vec(),
+            f => panic!("unexpected frame {f:?}"),
+        })
+        .collect()
+}
+
 /// The typed error inside an `io::Error` from a stream.
 fn typed(err: &io::Error) -> &Error {
     err.get_ref()
@@ -325,18 +339,12 @@ fn a_writer_blocked_on_a_full_buffer_is_woken_when_the_driver_drains_it() {
         let writer = thread::spawn(move || write_all(&mut write_half, b"abcdefgh"));
         writer.join().unwrap().unwrap();
         driver.join().unwrap();
-        let sent = wire.sent();
-        assert_eq!(sent.first(), Some(&Frame::Syn { sid: 3 }));
-        assert_eq!(sent.last(), Some(&Frame::Fin { sid: 3 }));
-        let mut data = Vec::new();
-        for f in &sent[1..sent.len() - 1] {
-            let Frame::Psh { sid: 3, data: d } = f else {
-                panic!("unexpected frame {f:?}");
-            };
-            assert!(d.len() <= 4, "more than the send buffer in one frame");
-            data.extend_from_slice(d);
-        }
-        assert_eq!(data, b"abcdefgh");
+        let payloads = one_stream(&wire.sent());
+        assert!(
+            payloads.iter().all(|d| d.len() <= 4),
+            "more than the send buffer in one frame"
+        );
+        assert_eq!(payloads.concat(), b"abcdefgh");
     });
 }
 
@@ -556,5 +564,52 @@ fn the_last_handles_dropped_on_two_threads_end_the_driver() {
         dropper.join().unwrap();
         driver.join().unwrap();
         assert_eq!(wire.sent(), [Frame::Syn { sid: 3 }, Frame::Fin { sid: 3 }]);
+    });
+}
+
+/// A runtime that runs each spawned task (the driver, from `Session::spawn`) on a loom
+/// thread of its own, and whose callers are never its tasks, so that writers write the
+/// connection themselves whenever they find it idle.
+#[derive(Debug, Default)]
+struct SpawningRuntime {
+    tasks: Mutex<Vec<thread::JoinHandle<()>>>,
+}
+
+impl Runtime for SpawningRuntime {
+    fn spawn(&self, task: BoxFuture) {
+        let handle = thread::spawn(move || block_on(task));
+        self.tasks.lock().unwrap().push(handle);
+    }
+    fn timer(&self, _deadline: Instant) -> Pin<Box<dyn Timer>> {
+        Box::pin(NeverTimer)
+    }
+    fn in_task(&self) -> bool {
+        false
+    }
+}
+
+/// With a spawned driver, a writer that finds the connection idle writes its frames in its
+/// own thread, and one that finds the driver at it leaves them to the driver: the two never
+/// lose, duplicate or reorder a byte, and the FIN still comes last.
+#[test]
+fn writers_writing_the_connection_themselves_and_the_driver_keep_the_order() {
+    model(|| {
+        let wire = Wire::new(Version::V1);
+        let runtime = std::sync::Arc::new(SpawningRuntime::default());
+        let config = config()
+            .to_builder()
+            .max_stream_send_buffer(2)
+            .build()
+            .unwrap();
+        let session = Session::spawn(wire.clone(), Role::Client, config, runtime.clone());
+        let stream = block_on(session.open_stream()).unwrap();
+        drop(session);
+        let (read_half, mut write_half) = stream.into_split();
+        drop(read_half);
+        let writer = thread::spawn(move || write_all(&mut write_half, b"abcd"));
+        writer.join().unwrap().unwrap();
+        let driver = runtime.tasks.lock().unwrap().pop().expect("the driver");
+        driver.join().unwrap();
+        assert_eq!(one_stream(&wire.sent()).concat(), b"abcd");
     });
 }

@@ -42,6 +42,11 @@ impl Runtime for TokioRuntime {
     fn now(&self) -> Instant {
         tokio::time::Instant::now().into_std()
     }
+
+    /// Only a task has an id: `block_on`'s future and plain threads have none.
+    fn in_task(&self) -> bool {
+        tokio::task::try_id().is_some()
+    }
 }
 
 /// `Sleep` is `!Unpin`; boxing it keeps the projection safe (one allocation per session).

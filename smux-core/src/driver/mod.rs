@@ -1,7 +1,10 @@
 //! The async driver: one future per session that moves bytes between the connection and
 //! the [`Engine`](crate::proto::Engine), and the [`Session`] and [`Stream`] handles that
 //! share the engine with it behind one short-held lock. No task and no channel per stream.
+//! The connection's write side has a lock of its own (`conn.rs`), so that a writer outside
+//! the runtime's tasks can write its frames itself when the connection is idle.
 
+mod conn;
 mod session;
 mod shared;
 mod stream;
@@ -15,27 +18,19 @@ pub(crate) use shared::{next_session_id, Shared, State};
 use shared::{store, store_in};
 
 use crate::error::CloseReason;
-use crate::proto::Transmit;
 use crate::runtime::Timer;
 use crate::sync::Arc;
+use conn::{Conn, ConnCell, WRITE_BATCH};
 use futures_io::{AsyncRead, AsyncWrite};
 use std::fmt;
 use std::future::Future;
-use std::io::{self, IoSlice};
+use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
 /// Bytes read from the connection per call: also the most input held outside the engine.
 const READ_BUFFER: usize = 128 * 1024;
-/// Frames batched for one vectored write.
-const WRITE_BATCH: usize = 256 * 1024;
-/// Slices per vectored write.
-const MAX_IOVECS: usize = 64;
-/// Vectored writes in a row that took only their first buffer before the driver decides the
-/// connection cannot write vectors (futures-io's default `poll_write_vectored`) and packs
-/// frames into one contiguous buffer instead.
-const SCALAR_WRITES_TO_PACK: u8 = 4;
 /// Rounds of work before the driver yields to other tasks.
 const ROUNDS_PER_POLL: usize = 16;
 
@@ -46,23 +41,13 @@ const ROUNDS_PER_POLL: usize = 16;
 #[must_use = "the session makes no progress unless its driver is polled"]
 pub struct Driver<T> {
     shared: Arc<Shared>,
-    io: T,
+    /// The connection and the frames queued for it, shared with writers (see `conn.rs`).
+    conn: std::sync::Arc<ConnCell<T>>,
     read_buf: Box<[u8]>,
     /// Unconsumed input is `read_buf[start..end]`.
     start: usize,
     end: usize,
     eof: bool,
-    out: Transmit,
-    need_flush: bool,
-    /// Whether the connection was seen to write more than one buffer of a vectored write,
-    /// and how many vectored writes in a row took only their first one.
-    vectored: bool,
-    scalar_writes: u8,
-    /// [`Config::max_write_size`](crate::Config::max_write_size), and whether it was set.
-    max_write: usize,
-    write_cap_set: bool,
-    /// The connection took bytes since the engine last heard (for its write timeout).
-    wrote: bool,
     timer: Option<Pin<Box<dyn Timer>>>,
     timer_deadline: Option<Instant>,
     wakes: Vec<Waker>,
@@ -75,7 +60,6 @@ impl<T> fmt::Debug for Driver<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Driver")
             .field("buffered_input", &(self.end - self.start))
-            .field("queued_output", &self.out.len())
             .field("done", &self.done)
             .finish_non_exhaustive()
     }
@@ -93,42 +77,40 @@ where
             span.in_scope(|| tracing::debug!("session started"));
             span
         };
-        let (max_write, write_cap_set, vectored) = {
+        let conn = {
             let st = shared.lock();
             let config = st.engine.config();
-            (
+            Conn::new(
+                io,
                 config.max_write_size(),
                 config.max_write_size_is_set(),
                 config.vectored_writes(),
             )
         };
-        let mut out = Transmit::new();
-        if vectored == Some(false) {
-            // Declared up front: no learning phase with a write per header.
-            out.pack_everything();
-        }
         Self {
             #[cfg(feature = "tracing")]
             span,
             shared,
-            io,
+            conn: std::sync::Arc::new(ConnCell::new(conn)),
             read_buf: vec![0; READ_BUFFER].into_boxed_slice(),
             start: 0,
             end: 0,
             eof: false,
-            out,
-            need_flush: false,
-            // Declared either way, there is nothing to learn.
-            vectored: vectored.is_some(),
-            scalar_writes: 0,
-            max_write,
-            write_cap_set,
-            wrote: false,
             timer: None,
             timer_deadline: None,
             wakes: Vec::new(),
             done: false,
         }
+    }
+
+    /// Lets writers that find the connection idle write their frames themselves (see
+    /// `conn.rs`): for a driver the session spawns, whose connection is `Send`.
+    pub(crate) fn share_write_side(&self)
+    where
+        T: Send + 'static,
+    {
+        let side: std::sync::Arc<dyn conn::WriteSide> = self.conn.clone();
+        let _ = self.shared.write_side.set(side);
     }
 
     fn fail(&mut self, err: &io::Error) {
@@ -140,7 +122,7 @@ where
     /// Writing failed. A peer that closed often makes the write fail before its last
     /// frames (data, FINs) are read: take in what is already readable first, so that
     /// readers get it, then end the session.
-    fn fail_write(&mut self, cx: &mut Context<'_>, err: &io::Error) {
+    fn fail_write(&mut self, conn: &mut Conn<T>, cx: &mut Context<'_>, err: &io::Error) {
         loop {
             let now = self.shared.runtime.now();
             {
@@ -162,7 +144,7 @@ where
                 self.start = 0;
                 self.end = 0;
             }
-            match self.poll_read_in(cx) {
+            match self.poll_read_in(conn, cx) {
                 Poll::Ready(Ok(())) => {}
                 Poll::Ready(Err(_)) | Poll::Pending => break,
             }
@@ -190,71 +172,8 @@ where
         None
     }
 
-    /// Writes queued frames; returns whether anything moved.
-    fn poll_write_out(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let mut moved = false;
-        while !self.out.is_empty() {
-            let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
-            // The default cap is for connections without vectored writes (KCP, most TLS);
-            // one that writes vectors takes a whole batch, split by its kernel.
-            let cap = match (
-                self.write_cap_set,
-                self.vectored && !self.out.packs_everything(),
-            ) {
-                (false, true) => usize::MAX,
-                _ => self.max_write,
-            };
-            let n = self.out.io_slices_capped(&mut slices, cap);
-            let first = slices[0].len();
-            match Pin::new(&mut self.io).poll_write_vectored(cx, &slices[..n]) {
-                Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
-                Poll::Ready(Ok(written)) => {
-                    // A write that took less than the first buffer says nothing (the
-                    // connection is just full); exactly the first buffer, again and again,
-                    // is a connection without vectored writes.
-                    if n > 1 && !self.vectored && written >= first {
-                        self.learn_vectored(written > first);
-                    }
-                    bytes::Buf::advance(&mut self.out, written);
-                    self.need_flush = true;
-                    self.wrote = true;
-                    moved = true;
-                }
-                Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
-                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                Poll::Pending => break,
-            }
-        }
-        if self.out.is_empty() && self.need_flush {
-            match Pin::new(&mut self.io).poll_flush(cx) {
-                Poll::Ready(Ok(())) => self.need_flush = false,
-                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                Poll::Pending => {}
-            }
-        }
-        if moved {
-            Poll::Ready(Ok(()))
-        } else {
-            Poll::Pending
-        }
-    }
-
-    /// A connection that writes only the first buffer of every vectored write would send
-    /// each frame header on its own (a packet, or a KCP segment, per header): after a few
-    /// such writes in a row, frames are packed into one contiguous buffer instead.
-    fn learn_vectored(&mut self, took_more_than_first: bool) {
-        if took_more_than_first {
-            self.vectored = true;
-            return;
-        }
-        self.scalar_writes = self.scalar_writes.saturating_add(1);
-        if self.scalar_writes == SCALAR_WRITES_TO_PACK {
-            self.out.pack_everything();
-        }
-    }
-
     /// Reads from the connection into the buffer; returns whether anything moved.
-    fn poll_read_in(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    fn poll_read_in(&mut self, conn: &mut Conn<T>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         if self.end == self.read_buf.len() {
             if self.start == 0 {
                 return Poll::Pending; // full of input the engine does not take yet
@@ -263,7 +182,7 @@ where
             self.end -= self.start;
             self.start = 0;
         }
-        match Pin::new(&mut self.io).poll_read(cx, &mut self.read_buf[self.end..]) {
+        match Pin::new(&mut conn.io).poll_read(cx, &mut self.read_buf[self.end..]) {
             Poll::Ready(Ok(0)) => {
                 self.eof = true;
                 Poll::Ready(Ok(()))
@@ -280,7 +199,12 @@ where
 
     /// The session ended: flush what a local close left (until its deadline), close the
     /// connection, and tell everyone.
-    fn poll_finish(&mut self, cx: &mut Context<'_>, reason: &CloseReason) -> Poll<()> {
+    fn poll_finish(
+        &mut self,
+        conn: &mut Conn<T>,
+        cx: &mut Context<'_>,
+        reason: &CloseReason,
+    ) -> Poll<()> {
         let (close_started, close_timeout) = {
             let st = self.shared.lock();
             (st.close_started, st.engine.config().close_timeout())
@@ -289,8 +213,8 @@ where
         let now = self.shared.runtime.now();
         let in_time = deadline.is_some_and(|d| now < d);
         if *reason == CloseReason::Local && in_time {
-            while !self.out.is_empty() || self.need_flush {
-                match self.poll_write_out(cx) {
+            while !conn.out.is_empty() || conn.need_flush {
+                match conn.poll_write_out(cx) {
                     Poll::Ready(Ok(())) => {}
                     Poll::Ready(Err(_)) => break,
                     Poll::Pending => {
@@ -301,14 +225,14 @@ where
                     }
                 }
             }
-            if Pin::new(&mut self.io).poll_close(cx).is_pending()
+            if Pin::new(&mut conn.io).poll_close(cx).is_pending()
                 && self.poll_timer(cx, deadline).is_none()
             {
                 return Poll::Pending;
             }
         } else {
             // Best effort, never waiting: the session already failed.
-            let _ = Pin::new(&mut self.io).poll_close(cx);
+            let _ = Pin::new(&mut conn.io).poll_close(cx);
         }
         self.finish();
         Poll::Ready(())
@@ -347,10 +271,36 @@ where
         }
         #[cfg(feature = "tracing")]
         let _entered = this.span.clone().entered();
+        // Held for the whole poll: writers meanwhile leave their frames to this driver.
+        let cell = this.conn.clone();
+        let mut guard = cell.lock();
+        let Some(conn) = guard.as_mut() else {
+            return Poll::Ready(());
+        };
+        store(&mut conn.driver_waker, cx.waker());
+        let poll = this.poll_rounds(conn, cx);
+        if poll.is_ready() {
+            *guard = None; // closes the connection, even while handles live on
+        }
+        poll
+    }
+}
+
+impl<T> Driver<T>
+where
+    T: AsyncRead + AsyncWrite + Unpin,
+{
+    /// Rounds of reading, framing, writing and timers until nothing moves (Pending) or
+    /// the session has ended and the connection is closed (Ready).
+    fn poll_rounds(&mut self, conn: &mut Conn<T>, cx: &mut Context<'_>) -> Poll<()> {
         for _ in 0..ROUNDS_PER_POLL {
-            let now = this.shared.runtime.now();
+            let now = self.shared.runtime.now();
+            if let Some(e) = conn.failed.take() {
+                // A writer's write failed.
+                self.fail_write(conn, cx, &e);
+            }
             let (deadline, wants_input, closed) = {
-                let mut st = this.shared.lock();
+                let mut st = self.shared.lock();
                 store(&mut st.driver_waker, cx.waker());
                 if st.handles == 0 && !st.engine.is_closed() && st.close_started.is_none() {
                     st.close_started = Some(now);
@@ -359,71 +309,71 @@ where
                 if st.engine.is_closing() && st.close_started.is_none() {
                     st.close_started = Some(now); // a shutdown drained into a close
                 }
-                if this.end > this.start && st.engine.wants_input() {
+                if self.end > self.start && st.engine.wants_input() {
                     let used = st
                         .engine
-                        .handle_input(now, &this.read_buf[this.start..this.end]);
-                    this.start += used;
-                    if this.start == this.end {
-                        this.start = 0;
-                        this.end = 0;
+                        .handle_input(now, &self.read_buf[self.start..self.end]);
+                    self.start += used;
+                    if self.start == self.end {
+                        self.start = 0;
+                        self.end = 0;
                     }
                 }
                 // At the end of the input, once the engine took all it will: frames held
                 // back by a spent budget are delivered first (the reader's refund wakes us),
                 // and only a partial frame is left behind.
-                let leftover = this.end - this.start;
-                if this.eof && !st.engine.is_closed() && (leftover == 0 || st.engine.wants_input())
+                let leftover = self.end - self.start;
+                if self.eof && !st.engine.is_closed() && (leftover == 0 || st.engine.wants_input())
                 {
                     st.engine.handle_eof(leftover);
                 }
-                if this.out.len() < WRITE_BATCH && st.engine.wants_transmit() {
-                    let _ = st.engine.poll_transmit(now, &mut this.out, WRITE_BATCH);
+                if conn.out.len() < WRITE_BATCH && st.engine.wants_transmit() {
+                    let _ = st.engine.poll_transmit(now, &mut conn.out, WRITE_BATCH);
                 }
-                let wrote = std::mem::take(&mut this.wrote);
+                let wrote = std::mem::take(&mut conn.wrote);
                 st.engine
-                    .handle_write_progress(now, wrote, !this.out.is_empty());
-                st.collect_wakes(&mut this.wakes);
+                    .handle_write_progress(now, wrote, !conn.out.is_empty());
+                st.collect_wakes(&mut self.wakes);
                 (
                     st.engine.poll_timeout(),
                     st.engine.wants_input(),
                     st.engine.close_reason().cloned(),
                 )
             };
-            for w in this.wakes.drain(..) {
+            for w in self.wakes.drain(..) {
                 w.wake();
             }
             if let Some(reason) = closed {
-                return this.poll_finish(cx, &reason);
+                return self.poll_finish(conn, cx, &reason);
             }
 
             let mut progress = false;
-            match this.poll_write_out(cx) {
+            match conn.poll_write_out(cx) {
                 Poll::Ready(Ok(())) => progress = true,
                 Poll::Ready(Err(e)) => {
-                    this.fail_write(cx, &e);
+                    self.fail_write(conn, cx, &e);
                     continue;
                 }
                 Poll::Pending => {}
             }
-            if wants_input && !this.eof {
-                match this.poll_read_in(cx) {
+            if wants_input && !self.eof {
+                match self.poll_read_in(conn, cx) {
                     Poll::Ready(Ok(())) => progress = true,
                     Poll::Ready(Err(e)) => {
-                        this.fail(&e);
+                        self.fail(&e);
                         continue;
                     }
                     Poll::Pending => {}
                 }
             }
-            if let Some(fired) = this.poll_timer(cx, deadline) {
+            if let Some(fired) = self.poll_timer(cx, deadline) {
                 // The timer says `fired` has passed, even when the runtime's clock is not
                 // there yet (a coarse timer, or one on another clock than `now()`): take its
                 // word. Handling the timeout at the clock's earlier time would leave the
                 // engine's deadline where it is, and the timer, re-armed for it, would fire
                 // at once, again and again: a busy loop until the clock caught up.
-                let now = this.shared.runtime.now().max(fired);
-                let mut st = this.shared.lock();
+                let now = self.shared.runtime.now().max(fired);
+                let mut st = self.shared.lock();
                 st.engine.handle_timeout(now);
                 progress = true;
             }
@@ -443,7 +393,9 @@ impl<T> Drop for Driver<T> {
             return;
         }
         // Dropped before the session ended (e.g. its runtime shut down): nothing can make
-        // progress any more, so end the session rather than leave callers waiting.
+        // progress any more, so end the session rather than leave callers waiting, and
+        // close the connection.
+        *self.conn.lock() = None;
         let mut st = self.shared.lock();
         if !st.engine.is_closed() {
             st.engine

@@ -61,6 +61,7 @@ impl Session {
             }),
             runtime,
             id: super::next_session_id(),
+            write_side: std::sync::OnceLock::new(),
         });
         let driver = Driver::new(shared.clone(), io);
         (Self { shared }, driver)
@@ -72,6 +73,7 @@ impl Session {
         T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let (session, driver) = Self::new(io, role, config, runtime.clone());
+        driver.share_write_side();
         runtime.spawn(Box::pin(driver));
         session
     }

@@ -1,6 +1,7 @@
 //! What the session handles and the driver share: the engine and the wakers behind one
 //! lock, and the guard that wakes them only once the lock is released.
 
+use super::conn::WriteSide;
 use super::stream::Half;
 use crate::error::CloseReason;
 use crate::proto::{Engine, Event, StreamId};
@@ -9,6 +10,7 @@ use crate::sync::{Mutex, MutexGuard};
 use std::collections::HashMap;
 use std::fmt;
 use std::ops::{Deref, DerefMut};
+use std::sync::OnceLock;
 use std::task::Waker;
 use std::time::Instant;
 
@@ -19,6 +21,10 @@ pub(crate) struct Shared {
     pub(crate) runtime: std::sync::Arc<dyn Runtime>,
     /// A process-wide number for logs.
     pub(crate) id: u64,
+    /// The connection's write side, for writers that find it idle; unset for a driver that
+    /// was not spawned by the session (its connection need not be `Send`): then the driver
+    /// does all writing.
+    pub(super) write_side: OnceLock<std::sync::Arc<dyn WriteSide>>,
 }
 
 /// Numbers sessions for `tracing`.
@@ -35,6 +41,16 @@ impl fmt::Debug for Shared {
 }
 
 impl Shared {
+    /// Data was given to the engine under `st`: the driver is woken to send it, or, for a
+    /// caller outside the runtime's tasks (see [`Runtime::in_task`]), it goes out from here
+    /// if the connection is idle.
+    pub(crate) fn write_now(&self, mut st: Locked<'_>, cx: &mut std::task::Context<'_>) {
+        match self.write_side.get() {
+            Some(side) if !self.runtime.in_task() => side.write_now(st, self.runtime.now(), cx),
+            _ => st.wake_driver(),
+        }
+    }
+
     /// Locks the session's state. Wakers are woken only once the lock is released, so no
     /// code outside this crate ever runs under it. A lock poisoned by a panic (a bug in
     /// smux-rs) ends the session with [`CloseReason::Poisoned`]: its state cannot be
@@ -78,6 +94,12 @@ impl Drop for Wakes {
 }
 
 impl Locked<'_> {
+    /// Wakes, once the lock is released, the handles the engine's latest events concern.
+    pub(crate) fn defer_engine_wakes(&mut self) {
+        let Locked { state, wakes } = self;
+        state.collect_wakes(&mut wakes.0);
+    }
+
     /// Asks the driver to run again, once the lock is released.
     pub(crate) fn wake_driver(&mut self) {
         if let Some(w) = self.state.driver_waker.take() {

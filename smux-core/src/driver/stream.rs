@@ -173,8 +173,21 @@ impl OwnedWriteHalf {
 
     /// Queues data; Pending while the stream's send buffer is full.
     pub fn poll_write(&mut self, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
-        self.handle
-            .poll_op(cx, |e, id| e.write(id, data), |&n, _| n > 0)
+        let shared = &self.handle.shared;
+        let mut st = shared.lock();
+        match st.engine.write(self.handle.id, data) {
+            Ok(0) => Poll::Ready(Ok(0)),
+            Ok(n) => {
+                // The frames go out from here if the connection is idle.
+                shared.write_now(st, cx);
+                Poll::Ready(Ok(n))
+            }
+            Err(StreamError::Blocked) => {
+                st.wait(self.handle.id, self.handle.half, cx.waker());
+                Poll::Pending
+            }
+            Err(e) => Poll::Ready(Err(map_error(e))),
+        }
     }
 
     /// A socket's flush: Ready as soon as the bytes written are the session's to send,
