@@ -507,7 +507,8 @@ pub fn chart(runs: &[Run], rtts: &[u64], many: usize) -> String {
         .filter_map(Run::steady)
         .fold(LINK_MBPS * 1.1, f64::max);
     let y_max = (top_value / 4.0).ceil() * 4.0;
-    let width = LEFT + 2.0 * PANEL_W + GAP + 20.0;
+    // Room on the right of each panel for the link's labels.
+    let width = LEFT + 2.0 * PANEL_W + GAP + 60.0;
     let height = TOP + PANEL_H + 70.0 + LEGEND_H * systems.len().div_ceil(2) as f64;
     let mut out = String::new();
     let _ = writeln!(
@@ -550,10 +551,10 @@ pub fn chart(runs: &[Run], rtts: &[u64], many: usize) -> String {
             let y = ys(LINK_MBPS * frac);
             let _ = writeln!(
                 out,
-                r##"<line x1="{x0}" y1="{y:.1}" x2="{:.1}" y2="{y:.1}" stroke="#868e96" stroke-dasharray="4 3"/><text x="{:.1}" y="{:.1}" fill="#868e96" text-anchor="end">{label}</text>"##,
+                r##"<line x1="{x0}" y1="{y:.1}" x2="{:.1}" y2="{y:.1}" stroke="#868e96" stroke-dasharray="4 3"/><text x="{:.1}" y="{:.1}" fill="#868e96" font-size="10">{label}</text>"##,
                 x0 + PANEL_W,
-                x0 + PANEL_W - 4.0,
-                y - 3.0
+                x0 + PANEL_W + 4.0,
+                y + 3.0
             );
         }
         for (i, rtt) in rtts.iter().enumerate() {

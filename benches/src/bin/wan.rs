@@ -979,11 +979,18 @@ fn sink(
                             .accept_stream()
                             .await?
                             .ok_or_else(|| io::Error::other("the session ended"))?;
+                        // Version 1 has no window (it reports the configured one).
+                        let window: fn(&smux_core::Stream) -> Option<u32> =
+                            if system == System::SmuxV1 {
+                                |_| None
+                            } else {
+                                smux_core::Stream::receive_window
+                            };
                         readers.push(tokio::spawn(read_to_end(
                             s.into_inner(),
                             i,
                             read.clone(),
-                            smux_core::Stream::receive_window,
+                            window,
                         )));
                     }
                     // The session lives until every stream has been read to its end, and
