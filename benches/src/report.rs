@@ -39,8 +39,23 @@ pub const METRICS: &[Metric] = &[
     metric("bulk1", "bulk, 1 stream", "MB/s", true),
     metric("bulk16", "bulk, 16 streams", "MB/s", true),
     metric("bulk256", "bulk, 256 streams", "MB/s", true),
+    metric("bulk8k1", "bulk in 8 KiB writes, 1 stream", "MB/s", true),
+    metric("bulk8k16", "bulk in 8 KiB writes, 16 streams", "MB/s", true),
+    metric("echo1", "one stream echoing, each way", "MB/s", true),
     metric("rtt_p50", "64-byte round trip, p50", "us", false),
     metric("rtt_p99", "64-byte round trip, p99", "us", false),
+    metric(
+        "rtt_task_p50",
+        "64-byte round trip from a spawned task, p50",
+        "us",
+        false,
+    ),
+    metric(
+        "rtt_task_p99",
+        "64-byte round trip from a spawned task, p99",
+        "us",
+        false,
+    ),
     metric(
         "hol_p50",
         "64-byte round trip beside a bulk stream, p50",
@@ -366,8 +381,9 @@ pub fn targets(rows: &[Row]) -> String {
 /// round trips and open + close. `None` for the figures not judged (memory, allocations).
 pub fn tolerance(key: &str) -> Option<f64> {
     match key {
-        "bulk1" | "bulk16" | "bulk256" | "rtt_p50" | "hol_p50" => Some(0.05),
-        "rtt_p99" | "hol_p99" | "open_close" => Some(0.15),
+        "bulk1" | "bulk16" | "bulk256" | "bulk8k1" | "bulk8k16" | "echo1" | "rtt_p50"
+        | "rtt_task_p50" | "hol_p50" => Some(0.05),
+        "rtt_p99" | "rtt_task_p99" | "hol_p99" | "open_close" => Some(0.15),
         _ => None,
     }
 }
@@ -690,7 +706,7 @@ mod tests {
         assert_eq!(found, ["bulk1", "open_close"]);
         let s = ab_summary(&rows);
         assert!(
-            s.contains("2 REGRESSIONS in 5 smux-rs figures, 3 without both"),
+            s.contains("2 REGRESSIONS in 5 smux-rs figures, 8 without both"),
             "{s}"
         );
         assert!(

@@ -144,7 +144,7 @@ fn payload(len: usize) -> Arc<Vec<u8>> {
 }
 
 /// Writes `n` bytes of `data` (cycled) in writes of `data.len()` at most.
-async fn write_bulk(s: &mut BoxConn, data: &[u8], n: u64) -> io::Result<()> {
+async fn write_bulk<W: AsyncWrite + Unpin>(s: &mut W, data: &[u8], n: u64) -> io::Result<()> {
     let mut left = n;
     while left > 0 {
         let take = data.len().min(usize::try_from(left).unwrap_or(usize::MAX));
@@ -238,6 +238,64 @@ async fn round_trips(
 pub async fn rtt(opener: Arc<dyn Opener>, count: usize, size: usize) -> io::Result<Value> {
     let (p50, p99, mean) = percentiles(round_trips(&opener, count, size).await?);
     Ok(json!({"workload": "rtt", "count": count, "p50_us": p50, "p99_us": p99, "mean_us": mean}))
+}
+
+/// Round trips of small messages from a task spawned on the client's runtime, as a server
+/// or most applications make them (`rtt` makes them from the thread that blocks on the
+/// workload, outside the runtime's tasks).
+pub async fn rtt_task(
+    opener: Arc<dyn Opener>,
+    spawn: Spawn,
+    count: usize,
+    size: usize,
+) -> io::Result<Value> {
+    let task = spawn_with_handle(
+        &spawn,
+        async move { round_trips(&opener, count, size).await },
+    );
+    let (p50, p99, mean) = percentiles(task.await?);
+    Ok(
+        json!({"workload": "rtt-task", "count": count, "p50_us": p50, "p99_us": p99, "mean_us": mean}),
+    )
+}
+
+/// One stream carrying `bytes` both ways at once, as a tunnel's streams do: a spawned
+/// writer sends them in writes of `write_size` and half-closes while this task reads the
+/// echo to its end; the rate is `bytes` over the time to the last echoed byte.
+pub async fn echo(
+    opener: Arc<dyn Opener>,
+    spawn: Spawn,
+    bytes: u64,
+    write_size: usize,
+) -> io::Result<Value> {
+    let data = payload(write_size);
+    let mut s = opener.open().await?;
+    s.write_all(&[ECHO]).await?;
+    let (mut r, mut w) = s.split();
+    let start = Instant::now();
+    let writer = spawn_with_handle(&spawn, async move {
+        write_bulk(&mut w, &data, bytes).await?;
+        w.close().await?;
+        Ok::<(), io::Error>(())
+    });
+    let mut buf = vec![0u8; write_size.max(64 * 1024)];
+    let mut got = 0u64;
+    while got < bytes {
+        let n = r.read(&mut buf).await?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("echo ended after {got} of {bytes} bytes"),
+            ));
+        }
+        got += n as u64;
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    writer.await?;
+    Ok(json!({
+        "workload": "echo", "bytes": bytes, "seconds": seconds,
+        "mbps": bytes as f64 / seconds / 1e6,
+    }))
 }
 
 /// Round trips of small messages while one bulk stream saturates the same session.

@@ -167,7 +167,9 @@ impl Load {
 enum Workload {
     Bulk,
     Rtt,
+    RttTask,
     RttBulk,
+    Echo,
     OpenClose,
     Idle,
 }
@@ -177,7 +179,9 @@ impl Workload {
         match self {
             Workload::Bulk => "bulk",
             Workload::Rtt => "rtt",
+            Workload::RttTask => "rtt-task",
             Workload::RttBulk => "rtt-bulk",
+            Workload::Echo => "echo",
             Workload::OpenClose => "open-close",
             Workload::Idle => "idle",
         }
@@ -276,7 +280,9 @@ fn run_peer(peer: Peer) -> Result<(), String> {
                         wire::bulk(opener, spawn, streams, bytes, ws, allocations).await
                     }
                     Workload::Rtt => wire::rtt(opener, count, size).await,
+                    Workload::RttTask => wire::rtt_task(opener, spawn, count, size).await,
                     Workload::RttBulk => wire::rtt_bulk(opener, spawn, count, size, ws).await,
+                    Workload::Echo => wire::echo(opener, spawn, bytes, ws).await,
                     Workload::OpenClose => {
                         wire::open_close(opener, spawn, count, concurrency).await
                     }
@@ -684,11 +690,17 @@ impl Program {
     }
 
     fn command(&self, role: &str, extra: &[String]) -> Command {
+        // A setting the job gives itself (an 8 KiB write size) replaces the program's.
+        let settings = self
+            .settings
+            .chunks(2)
+            .filter(|kv| !extra.contains(&kv[0]))
+            .flatten();
         let mut c = Command::new(&self.path);
         c.args(&self.prefix)
             .arg(role)
             .args(["--system", &self.system])
-            .args(&self.settings)
+            .args(settings)
             .args(extra)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -950,6 +962,28 @@ fn jobs(sizes: &Sizes) -> Vec<Job> {
             figures: vec![(key, "mbps")],
         });
     }
+    // What `tokio::io::copy` issues (Go: io.CopyBuffer with an 8 KiB buffer).
+    for (key, streams) in [("bulk8k1", 1usize), ("bulk8k16", 16)] {
+        jobs.push(Job {
+            label: format!(
+                "bulk in 8 KiB writes, {streams} stream{}",
+                if streams == 1 { "" } else { "s" }
+            ),
+            workload: "bulk",
+            args: vec![
+                ("streams", streams.to_string()),
+                ("bytes", (sizes.bulk_total / 4 / streams as u64).to_string()),
+                ("write-size", "8192".into()),
+            ],
+            figures: vec![(key, "mbps")],
+        });
+    }
+    jobs.push(Job {
+        label: "one stream echoing".into(),
+        workload: "echo",
+        args: vec![("bytes", (sizes.bulk_total / 2).to_string())],
+        figures: vec![("echo1", "mbps")],
+    });
     for (label, workload, count, p50, p99) in [
         (
             "64-byte round trips",
@@ -957,6 +991,13 @@ fn jobs(sizes: &Sizes) -> Vec<Job> {
             sizes.rtt,
             "rtt_p50",
             "rtt_p99",
+        ),
+        (
+            "64-byte round trips from a spawned task",
+            "rtt-task",
+            sizes.rtt,
+            "rtt_task_p50",
+            "rtt_task_p99",
         ),
         (
             "round trips beside bulk",
@@ -1194,7 +1235,7 @@ mod tests {
         ] {
             assert!(names.contains(&want), "{want} missing from {names:?}");
         }
-        assert_eq!(METRICS.len(), 12);
+        assert_eq!(METRICS.len(), 17);
     }
 
     /// What the runner sends a baseline's `one-shot run` is what `one-shot run` takes, for
@@ -1214,8 +1255,11 @@ mod tests {
                     };
                     assert_eq!(load.workload.arg(), job.workload);
                     assert_eq!((common.system, common.version), (system, 2));
-                    assert_eq!(common.write_size, 4096);
-                    for (k, v) in &job.args {
+                    // A job's own write size replaces the run's.
+                    let write_size = job.args.iter().find(|(k, _)| *k == "write-size");
+                    let want = write_size.map_or(4096, |(_, v)| v.parse().unwrap());
+                    assert_eq!(common.write_size, want);
+                    for (k, v) in job.args.iter().filter(|(k, _)| *k != "write-size") {
                         assert!(load.args().contains(&(k, v.clone())), "{k} {v}: {load:?}");
                     }
                 }

@@ -369,7 +369,7 @@ func runClient(args []string) {
 	fs := flag.NewFlagSet("client", flag.ContinueOnError)
 	cfg.register(fs)
 	fs.StringVar(&connect, "connect", "", "TCP address of the server")
-	fs.StringVar(&wf.workload, "workload", "", "bulk, rtt, rtt-bulk, open-close or idle")
+	fs.StringVar(&wf.workload, "workload", "", "bulk, rtt, rtt-task, rtt-bulk, echo, open-close or idle")
 	fs.IntVar(&wf.streams, "streams", 0, "streams (bulk: default 1; idle: default 10000)")
 	fs.Int64Var(&wf.bytes, "bytes", 16<<20, "bytes per stream (bulk)")
 	fs.IntVar(&wf.count, "count", 2000, "timed round trips (rtt, rtt-bulk) or iterations (open-close)")
@@ -394,15 +394,23 @@ func runClient(args []string) {
 			fail("bulk: --streams and --bytes must not be negative")
 		}
 		run = func(s session) (interface{}, error) { return runBulk(s, &cfg, &wf) }
-	case "rtt", "rtt-bulk":
+	case "rtt", "rtt-task", "rtt-bulk":
 		if wf.count <= 0 || wf.size <= 0 {
 			fail("%s: --count and --size must be positive", wf.workload)
 		}
-		if wf.workload == "rtt" {
-			run = func(s session) (interface{}, error) { return runRTT(s, &wf) }
-		} else {
+		if wf.workload == "rtt-bulk" {
 			run = func(s session) (interface{}, error) { return runRTTBulk(s, &cfg, &wf) }
+		} else {
+			// rtt-task is rtt: Go's round trips already run in a goroutine, the way a
+			// Rust task does.
+			workload := wf.workload
+			run = func(s session) (interface{}, error) { return runRTT(s, workload, &wf) }
 		}
+	case "echo":
+		if wf.bytes <= 0 {
+			fail("echo: --bytes must be positive")
+		}
+		run = func(s session) (interface{}, error) { return runEcho(s, &cfg, &wf) }
 	case "open-close":
 		if wf.count <= 0 || wf.concurrency <= 0 {
 			fail("open-close: --count and --concurrency must be positive")
@@ -673,12 +681,54 @@ func summarize(workload string, samples []time.Duration) rttResult {
 	}
 }
 
-func runRTT(sess session, wf *workloadFlags) (interface{}, error) {
+func runRTT(sess session, workload string, wf *workloadFlags) (interface{}, error) {
 	run, err := roundTrips(sess, wf.count, wf.size, nil)
 	if err != nil {
 		return nil, err
 	}
-	return summarize("rtt", run.samples), nil
+	return summarize(workload, run.samples), nil
+}
+
+// ---- echo
+
+type echoResult struct {
+	Workload string  `json:"workload"`
+	Bytes    int64   `json:"bytes"`
+	Seconds  float64 `json:"seconds"`
+	Mbps     float64 `json:"mbps"`
+}
+
+// runEcho sends --bytes on one echo stream from a goroutine (in writes of --write-size,
+// then a half-close) while reading the echo back; the rate is --bytes over the time to the
+// last echoed byte.
+func runEcho(sess session, cfg *config, wf *workloadFlags) (interface{}, error) {
+	st, err := sess.Open()
+	if err != nil {
+		return nil, fmt.Errorf("open: %w", err)
+	}
+	defer st.Close()
+	if _, err := st.Write([]byte{modeEcho}); err != nil {
+		return nil, fmt.Errorf("write mode: %w", err)
+	}
+	data := payload(cfg.writeSize)
+	start := time.Now()
+	failed := make(chan error, 1)
+	go func() {
+		failed <- writeBulk(st, data, wf.bytes)
+	}()
+	buf := make([]byte, max(cfg.writeSize, 64<<10))
+	for got := int64(0); got < wf.bytes; {
+		n, err := st.Read(buf)
+		got += int64(n)
+		if err != nil && got < wf.bytes {
+			return nil, fmt.Errorf("echo ended after %d of %d bytes: %w", got, wf.bytes, err)
+		}
+	}
+	seconds := time.Since(start).Seconds()
+	if err := <-failed; err != nil {
+		return nil, fmt.Errorf("write: %w", err)
+	}
+	return echoResult{Workload: "echo", Bytes: wf.bytes, Seconds: seconds, Mbps: float64(wf.bytes) / seconds / 1e6}, nil
 }
 
 // runRTTBulk measures round trips on one stream while another stream carries an endless
