@@ -840,8 +840,12 @@ fn measure(
     let sender_said = sender.finish();
     let sink_said = sink.finish();
     let _ = proxy.delete();
-    let line = line.map_err(|_| {
-        format!("no report within {limit:?}; sender: {sender_said:?}; sink: {sink_said:?}")
+    let line = line.map_err(|e| {
+        let what = match e {
+            mpsc::RecvTimeoutError::Timeout => format!("no report within {limit:?}"),
+            mpsc::RecvTimeoutError::Disconnected => "the sink ended without a report".into(),
+        };
+        format!("{what}; sender: {sender_said:?}; sink: {sink_said:?}")
     })?;
     let report = SinkReport::from_json(&line)?;
     if let Some(e) = &report.error {
