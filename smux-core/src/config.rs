@@ -60,6 +60,7 @@ pub struct Config {
     max_receive_buffer: usize,
     max_stream_buffer: usize,
     max_stream_send_buffer: usize,
+    max_send_buffer: usize,
     accept_backlog: usize,
     max_streams: usize,
     close_timeout: Duration,
@@ -86,6 +87,7 @@ impl Default for Config {
             max_receive_buffer: 4 * 1024 * 1024,
             max_stream_buffer: 65536,
             max_stream_send_buffer: 256 * 1024,
+            max_send_buffer: 4 << 20,
             accept_backlog: 1024,
             max_streams: 65536,
             close_timeout: Duration::from_secs(30),
@@ -157,6 +159,18 @@ impl Config {
     /// connection (default 256 KiB). Bounds outbound memory per stream.
     pub fn max_stream_send_buffer(&self) -> usize {
         self.max_stream_send_buffer
+    }
+
+    /// Not in Go: how many bytes the writes of all streams together may queue (default
+    /// 4 MiB). Past it a write waits, except that each stream may always queue one frame's
+    /// worth (`max_frame_size`, or `max_stream_send_buffer` if smaller), so that a stream
+    /// is never stalled by others whose peer grants no window.
+    ///
+    /// It bounds outbound memory per session, and keeps what waits for the connection
+    /// small enough to stay in the CPU's cache: 256 streams each queueing 256 KiB are
+    /// 64 MiB, copied once on write and again, cold, into the kernel.
+    pub fn max_send_buffer(&self) -> usize {
+        self.max_send_buffer
     }
 
     /// Not in Go: how many incoming streams may wait to be accepted (default 1024, Go's
@@ -295,6 +309,12 @@ impl Config {
             "must be between 1 and 2147483647 (i32::MAX)",
         )?;
         check(
+            "max_send_buffer",
+            self.max_send_buffer,
+            self.max_send_buffer >= 1,
+            "must be at least 1",
+        )?;
+        check(
             "max_streams",
             self.max_streams,
             self.max_streams >= 1,
@@ -417,6 +437,12 @@ impl ConfigBuilder {
     /// See [`Config::max_stream_send_buffer`].
     pub fn max_stream_send_buffer(mut self, bytes: usize) -> Self {
         self.config.max_stream_send_buffer = bytes;
+        self
+    }
+
+    /// See [`Config::max_send_buffer`].
+    pub fn max_send_buffer(mut self, bytes: usize) -> Self {
+        self.config.max_send_buffer = bytes;
         self
     }
 

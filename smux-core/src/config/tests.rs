@@ -116,6 +116,10 @@ fn buffer_rules() {
         err(Config::builder().max_stream_send_buffer(0)).field(),
         "max_stream_send_buffer"
     );
+    assert_eq!(
+        err(Config::builder().max_send_buffer(0)).field(),
+        "max_send_buffer"
+    );
 }
 
 #[test]

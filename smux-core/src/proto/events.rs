@@ -66,6 +66,14 @@ impl Readiness {
     /// Data was framed and `buffered` bytes of at most `limit` are left; returns whether an
     /// event is due. A blocked writer wakes once half the buffer is free, not per frame: it
     /// then refills it in one write while the other half keeps the flow going.
+    /// Room in the session's send budget; returns whether an event is due.
+    fn room(&mut self) -> bool {
+        if std::mem::take(&mut self.write_waiting) {
+            self.wake_write = true;
+        }
+        self.wake_write
+    }
+
     fn framed(&mut self, buffered: usize, limit: usize) -> bool {
         if self.write_waiting && buffered <= limit / 2 {
             self.write_waiting = false;
@@ -101,6 +109,13 @@ impl Events {
     /// Data of the stream was framed: wakes a writer or flush that can now go on.
     pub(super) fn framed(&mut self, sid: u32, stream: &mut Stream, limit: usize) {
         if stream.ready.framed(stream.send.len(), limit) {
+            self.streams.push(sid, stream);
+        }
+    }
+
+    /// The session's send budget has room again: wakes the stream's writer, if it waits.
+    pub(super) fn room(&mut self, sid: u32, stream: &mut Stream) {
+        if stream.ready.room() {
             self.streams.push(sid, stream);
         }
     }

@@ -279,6 +279,8 @@ impl Engine {
         {
             frames += 1;
         }
+        self.tx
+            .wake_for_room(&mut self.streams, &mut self.events, &self.config);
         // Streams blocked on a window have data but are not queued.
         if self.phase == Phase::Closing
             && !self.tx.has_control()
@@ -453,8 +455,9 @@ impl Engine {
         if data.is_empty() {
             return Ok(0);
         }
-        let limit = self.config.max_stream_send_buffer();
+        let limit = self.tx.buffer_limit(s, &self.config);
         let n = s.send.write(data, limit, &mut self.send_pool);
+        self.tx.queued(id.0, s, n, &self.config);
         if n == 0 {
             s.ready.writer_waits();
             return Err(StreamError::Blocked);

@@ -25,6 +25,10 @@ pub(super) struct WriteQueue;
 #[derive(Debug)]
 pub(super) struct UpdQueue;
 
+/// Marks, in a stream, the queue of writers waiting for room in the session's send budget.
+#[derive(Debug)]
+pub(super) struct RoomQueue;
+
 /// Bytes written to one stream and not yet framed, at most `max_stream_send_buffer`.
 #[derive(Debug, Default)]
 pub(super) struct SendBuffer {
@@ -77,9 +81,52 @@ pub(super) struct Sender {
     upds: Queue<UpdQueue>,
     /// Streams with something they may send, served round-robin.
     writers: Queue<WriteQueue>,
+    /// Bytes in every stream's send buffer together, against `max_send_buffer`.
+    held: usize,
+    /// Streams whose writer waits for room in that budget, first come first woken.
+    room_waiters: Queue<RoomQueue>,
 }
 
 impl Sender {
+    /// How long the stream's send buffer may grow now: to `max_stream_send_buffer`, within
+    /// the session's send budget, but always to one frame's worth, so that streams whose
+    /// peer grants no window cannot stall the others.
+    pub(super) fn buffer_limit(&self, stream: &Stream, config: &Config) -> usize {
+        let own = config.max_stream_send_buffer();
+        let floor = config.max_frame_size().min(own);
+        let room = config.max_send_buffer().saturating_sub(self.held);
+        let len = stream.send.len();
+        own.min(len + room.max(floor.saturating_sub(len)))
+    }
+
+    /// `n` bytes were queued on a stream; a writer that got none because the session's
+    /// budget is spent (not its own buffer) waits in line for room.
+    pub(super) fn queued(&mut self, sid: u32, stream: &mut Stream, n: usize, config: &Config) {
+        self.held += n;
+        if n == 0 && stream.send.len() < config.max_stream_send_buffer() {
+            self.room_waiters.push(sid, stream);
+        }
+    }
+
+    /// Wakes writers waiting for room in the session's send budget: about one per frame's
+    /// worth of room (a woken writer that finds none waits in line again).
+    pub(super) fn wake_for_room(
+        &mut self,
+        store: &mut Store,
+        events: &mut Events,
+        config: &Config,
+    ) {
+        let mut room = config.max_send_buffer().saturating_sub(self.held);
+        while room > 0 {
+            let Some(mut entry) = self.room_waiters.pop(store) else {
+                break;
+            };
+            let sid = entry.sid();
+            events.room(sid, entry.stream());
+            room = room.saturating_sub(config.max_frame_size());
+        }
+    }
+
     pub(super) fn queue_nop(&mut self) {
         self.nop = true;
     }
@@ -142,6 +189,7 @@ impl Sender {
         self.refusals.clear();
         self.upds.clear(store);
         self.writers.clear(store);
+        self.room_waiters.clear(store);
     }
 
     /// Appends the next control frame; false if none waits.
@@ -208,6 +256,7 @@ impl Sender {
                     continue;
                 }
                 let payload = s.send.split_frame(n);
+                self.held -= n;
                 if v2 {
                     s.send_window.sent(n);
                 }
@@ -253,6 +302,8 @@ impl Sender {
             .count();
         let flagged = store.iter().filter(|(_, s)| s.upd_queued()).count();
         assert_eq!(upds, flagged, "UPD queue and flags disagree");
+        let held: usize = store.iter().map(|(_, s)| s.send.len()).sum();
+        assert_eq!(self.held, held, "send budget out of balance");
     }
 }
 

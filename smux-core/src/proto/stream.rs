@@ -5,7 +5,7 @@ use super::events::{Readiness, StreamEvents};
 use super::flow::{RecvWindow, SendWindow};
 use super::queue::{Membership, Queued};
 use super::recv_buf::RecvBuffer;
-use super::send::{SendBuffer, UpdQueue, WriteQueue};
+use super::send::{RoomQueue, SendBuffer, UpdQueue, WriteQueue};
 use crate::error::{CloseReason, StreamError};
 use bytes::Bytes;
 
@@ -62,6 +62,8 @@ pub(super) struct Stream {
     in_upd_queue: Queued,
     /// In the queue of streams whose readiness changed.
     in_event_queue: Queued,
+    /// Its writer waits for room in the session's send budget.
+    in_room_queue: Queued,
 }
 
 impl Stream {
@@ -78,6 +80,7 @@ impl Stream {
             in_write_queue: Queued::default(),
             in_upd_queue: Queued::default(),
             in_event_queue: Queued::default(),
+            in_room_queue: Queued::default(),
         }
     }
 
@@ -199,6 +202,12 @@ impl Membership for WriteQueue {
 impl Membership for UpdQueue {
     fn flag(stream: &mut Stream) -> &mut Queued {
         &mut stream.in_upd_queue
+    }
+}
+
+impl Membership for RoomQueue {
+    fn flag(stream: &mut Stream) -> &mut Queued {
+        &mut stream.in_room_queue
     }
 }
 

@@ -5,7 +5,7 @@ use super::pair::{quiet, Pair, Rng};
 use super::session::{feed, sent_frames};
 use crate::frame::{Frame, WindowUpdate};
 use crate::proto::flow::INITIAL_PEER_WINDOW;
-use crate::proto::{Engine, Role, StreamId};
+use crate::proto::{Engine, Event, Role, StreamId, Transmit};
 use crate::StreamError;
 use std::time::Instant;
 
@@ -555,4 +555,92 @@ fn no_upd_after_the_peers_fin() {
         !fresh.server.engine.wants_transmit(),
         "a read after the peer's FIN queued an UPD"
     );
+}
+
+/// A client with `streams` open streams whose send buffers take 64 KiB each, in 4 KiB
+/// frames, within a session send budget of 100 KiB.
+fn client_with_send_budget(version: u8, streams: usize) -> (Engine, Vec<StreamId>, Instant) {
+    let now = Instant::now();
+    let config = quiet(version)
+        .max_stream_send_buffer(64 * 1024)
+        .max_frame_size(4096)
+        .max_send_buffer(100 * 1024)
+        .build()
+        .unwrap();
+    let mut client = Engine::new(Role::Client, config, now);
+    let ids = (0..streams).map(|_| client.open().unwrap()).collect();
+    (client, ids, now)
+}
+
+#[test]
+fn all_streams_together_queue_at_most_the_send_budget_and_a_frame_each() {
+    for v in [1, 2] {
+        let (mut client, ids, _) = client_with_send_budget(v, 8);
+        let data = vec![7u8; 64 * 1024];
+        let took: Vec<usize> = ids
+            .iter()
+            .map(|&id| client.write(id, &data).unwrap_or(0))
+            .collect();
+        // The first stream fills its buffer, the second the rest of the budget, and every
+        // other stream still gets one frame's worth.
+        assert_eq!(
+            took,
+            [65536, 36864, 4096, 4096, 4096, 4096, 4096, 4096],
+            "v{v}"
+        );
+        assert_eq!(client.stats().buffered_out, 100 * 1024 + 6 * 4096);
+        assert_eq!(
+            client.write(ids[7], &data),
+            Err(StreamError::Blocked),
+            "v{v}: past its frame's worth, the last stream waits"
+        );
+    }
+}
+
+#[test]
+fn a_writer_waiting_for_the_send_budget_is_woken_as_framing_frees_it() {
+    let (mut client, ids, now) = client_with_send_budget(1, 3);
+    let data = vec![7u8; 64 * 1024];
+    assert_eq!(client.write(ids[0], &data), Ok(65536));
+    assert_eq!(client.write(ids[1], &data), Ok(36864));
+    assert_eq!(client.write(ids[2], &data), Ok(4096));
+    assert_eq!(client.write(ids[2], &data), Err(StreamError::Blocked));
+    while client.poll_event().is_some() {}
+    let mut out = Transmit::new();
+    assert!(client.poll_transmit(now, &mut out, 16 * 1024) > 0);
+    let mut woken = Vec::new();
+    while let Some(e) = client.poll_event() {
+        if let Event::Stream {
+            id, writable: true, ..
+        } = e
+        {
+            woken.push(id);
+        }
+    }
+    assert!(woken.contains(&ids[2]), "woken: {woken:?}");
+    assert!(client.write(ids[2], &data).unwrap() > 0, "room again");
+}
+
+#[test]
+fn v2_streams_the_peer_grants_no_window_do_not_stall_another() {
+    // Four streams whose peer never reads fill the session send budget; a fifth still
+    // moves all its data, a frame's worth at a time.
+    let mut pair = Pair::with(
+        quiet(2)
+            .max_stream_send_buffer(64 * 1024)
+            .max_frame_size(4096)
+            .max_send_buffer(100 * 1024)
+            .max_stream_buffer(4096)
+            .build()
+            .unwrap(),
+    );
+    let streams = open_n(&mut pair, 5);
+    let stalled: Vec<StreamId> = streams[..4].iter().map(|&(c, _)| c).collect();
+    saturate(&mut pair, &stalled, None);
+    assert!(pair.client.engine.stats().buffered_out >= 100 * 1024);
+    let (c, s) = streams[4];
+    let data = Rng::new(9).bytes(256 * 1024);
+    let got = one_way(&mut pair, true, c, s, &data);
+    assert_eq!(got.len(), data.len());
+    assert!(got == data);
 }
