@@ -279,8 +279,11 @@ impl RecvWindow {
 
     /// The application read `n` bytes; returns whether an UPD is due: when it would raise
     /// the limit the peer heard of by half a window (with tuning over a long path, a
-    /// quarter, so that a window-bound sender waits less per round trip and delivers close
-    /// to a window in each: four 20-byte UPDs per window).
+    /// sixteenth). A window-bound sender has on average half a step less than the window
+    /// in flight; a sixteenth leaves it 97% of the window, so that a window the session
+    /// budget caps just above the bandwidth-delay product still fills the path (at 200 ms
+    /// and 20 MB/s, one stream moved 15.8 MB/s with quarter-window UPDs, 18.5 with
+    /// eighths, 19.7 with sixteenths), for sixteen 20-byte UPDs per window.
     ///
     /// Go's receiver reports on the first read and then every half window read. While the
     /// windows stay what the peer heard of, the two agree: a report raises the limit by
@@ -292,7 +295,7 @@ impl RecvWindow {
     /// of 512 KiB or more is still reported on the first read.
     pub(super) fn read(&mut self, n: usize, tuning: bool) -> bool {
         let tuned = tuning && self.long_path();
-        let step = self.window / if tuned { 4 } else { 2 };
+        let step = self.window / if tuned { 16 } else { 2 };
         self.read = self.read.wrapping_add(n as u32);
         let raise = self.read.wrapping_add(self.window).wrapping_sub(self.limit) as i32;
         raise > 0 && raise as u32 >= step

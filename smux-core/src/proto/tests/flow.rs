@@ -171,7 +171,7 @@ fn v2_counters_wrap_around_u32() {
 
 /// A v2 server engine (stream buffer 1000) that accepted sid 3 with `len` bytes buffered.
 /// A server holding `len` unread bytes on stream 3, with fixed windows (Go's UPD rule: a
-/// report every half window; with tuning on it is every quarter).
+/// report every half window; with tuning on over a long path it is every sixteenth).
 fn server_holding(len: usize) -> (Engine, StreamId, Instant) {
     let now = Instant::now();
     let config = quiet(2)

@@ -186,3 +186,24 @@ fn many_streams_share_the_budget() {
     eprintln!("8 streams, second half: {:.1} MB/s", rate / 1e6);
     assert!(rate >= 0.8 * RATE as f64, "{:.1} MB/s together", rate / 1e6);
 }
+
+#[test]
+fn a_window_the_session_budget_caps_near_the_path_still_fills_it() {
+    // 200 ms at 20 MB/s is a 4 MB path, and the default 4 MiB session budget caps the
+    // window just above it: the UPDs must come often enough that the sender, waiting for
+    // each, still has nearly the whole window in flight.
+    let mut pair = link(true);
+    pair.latency = RTT; // each way: a 200 ms round trip
+    let c = pair.client.engine.open().unwrap();
+    pair.drive();
+    pair.advance(2 * RTT);
+    let ids = (c, pair.server.accept().unwrap());
+    let total = 120_000_000;
+    let (_, windows) = transfer(&mut pair, ids, total, None);
+    assert_eq!(windows.last().unwrap().1, 4 << 20, "capped by the budget");
+    let (capped_at, _, read_then) = *windows.iter().find(|(_, w, _)| *w == 4 << 20).unwrap();
+    let (end, _, _) = *windows.last().unwrap();
+    let rate = (total - read_then) as f64 / (end - capped_at).as_secs_f64();
+    eprintln!("with the window capped: {:.1} MB/s", rate / 1e6);
+    assert!(rate >= 0.95 * RATE as f64, "{:.1} MB/s", rate / 1e6);
+}
