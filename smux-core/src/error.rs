@@ -58,7 +58,7 @@ pub enum ProtocolError {
 ///
 /// | what happened | this end | the other end (smux-rs) |
 /// |---|---|---|
-/// | `Session::close()` (or the last handle dropped), every stream finished both ways | `Local` | `PeerClosed`: a clean end |
+/// | `Session::close()` (or the last handle dropped), every stream finished both ways | `Local` | `PeerClosed`: a clean end (also when a last keepalive of ours, crossing the close, makes the peer's kernel answer with a reset) |
 /// | `close()` with streams still open on either end, or a Go peer's `Close()` (no FINs) | `Local` | `UnexpectedEof` |
 /// | the connection cut (a reset, a crash, a cable) | `Io { .. }` or `UnexpectedEof` | the same |
 /// | a silent peer or a black-holed path | `KeepaliveTimeout` | depends on the path |
@@ -71,7 +71,9 @@ pub enum CloseReason {
     #[error("the session was closed locally")]
     Local,
     /// The peer ended the session cleanly: its connection closed at a frame boundary after
-    /// every stream was finished both ways (the peer's FIN received, ours sent).
+    /// every stream was finished both ways (the peer's FIN received, ours sent). A reset
+    /// read at that point, with every frame of ours written, counts too: the peer closed
+    /// while a frame of ours that carries no data (a keepalive NOP) was on its way.
     /// [`Session::accept_stream`](crate::Session::accept_stream) reports it as the end of
     /// the incoming streams (`Ok(None)`), not as an error.
     #[error("the peer closed the session")]

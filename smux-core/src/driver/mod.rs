@@ -360,7 +360,10 @@ where
                 match self.poll_read_in(conn, cx) {
                     Poll::Ready(Ok(())) => progress = true,
                     Poll::Ready(Err(e)) => {
-                        self.fail(&e);
+                        let mut st = self.shared.lock();
+                        let unconsumed = self.end - self.start;
+                        st.engine.handle_read_error(&e, unconsumed, conn.out.len());
+                        st.collect_wakes(&mut self.wakes);
                         continue;
                     }
                     Poll::Pending => {}

@@ -181,6 +181,26 @@ impl Engine {
         self.end(CloseReason::io(err));
     }
 
+    /// Reading the connection failed with `err`, `unconsumed` bytes of input left and
+    /// `unsent` bytes of frames not yet written. A reset where an end of file would have
+    /// been clean (a frame boundary, every stream finished both ways) with every frame of
+    /// ours written is a clean end too, [`CloseReason::PeerClosed`]: the peer closed while
+    /// a last frame of ours (a keepalive NOP, an UPD) was on its way, and its kernel
+    /// answered that frame with a reset. As with an end of file, nothing tells whether the
+    /// peer's application read our last bytes. Any other error ends the session with it.
+    pub fn handle_read_error(&mut self, err: &std::io::Error, unconsumed: usize, unsent: usize) {
+        use std::io::ErrorKind::{ConnectionAborted, ConnectionReset};
+        let reset = matches!(err.kind(), ConnectionReset | ConnectionAborted);
+        if reset
+            && unsent == 0
+            && self.rx.eof_reason(&self.streams, unconsumed) == CloseReason::PeerClosed
+        {
+            self.end(CloseReason::PeerClosed);
+            return;
+        }
+        self.end(CloseReason::io(err));
+    }
+
     /// Reports the connection's writing: `wrote` whether it took any byte since the last
     /// report, `pending` whether bytes still wait to be written. While bytes wait and none
     /// is taken for [`Config::write_timeout`], the session ends with

@@ -526,3 +526,60 @@ fn v2_reply_larger_than_the_window_flows_after_our_fin() {
     assert_eq!(got.len(), reply.len());
     assert!(got == reply);
 }
+
+/// A pair whose one stream finished both ways, every frame delivered.
+fn finished_pair(version: u8) -> Pair {
+    let mut pair = Pair::version(version);
+    let c = pair.client.engine.open().unwrap();
+    pair.client.write_some(c, b"ping");
+    pair.client.engine.finish(c).unwrap();
+    pair.drive();
+    let s = pair.server.accept().unwrap();
+    assert_eq!(pair.server.read_available(s).unwrap(), b"ping");
+    pair.server.engine.finish(s).unwrap();
+    pair.drive();
+    pair
+}
+
+#[test]
+fn a_reset_where_an_eof_would_be_clean_is_a_clean_end() {
+    // The peer closed while our last keepalive NOP was on its way: its kernel answers with
+    // a reset, but nothing was lost.
+    let reset = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+    for v in [1, 2] {
+        let mut pair = finished_pair(v);
+        pair.server.engine.handle_read_error(&reset, 0, 0);
+        assert_eq!(
+            pair.server.engine.close_reason(),
+            Some(&CloseReason::PeerClosed),
+            "v{v}"
+        );
+        // Not with frames of ours unwritten, input left mid-frame, or another error.
+        for (err, unconsumed, unsent) in [
+            (std::io::ErrorKind::ConnectionReset, 0, 8),
+            (std::io::ErrorKind::ConnectionReset, 3, 0),
+            (std::io::ErrorKind::TimedOut, 0, 0),
+        ] {
+            let mut pair = finished_pair(v);
+            let err = std::io::Error::from(err);
+            pair.server
+                .engine
+                .handle_read_error(&err, unconsumed, unsent);
+            assert_eq!(
+                pair.server.engine.close_reason(),
+                Some(&CloseReason::io(&err)),
+                "v{v} {err:?} {unconsumed} {unsent}"
+            );
+        }
+    }
+    // Nor with a stream still open.
+    let mut pair = Pair::version(2);
+    let c = pair.client.engine.open().unwrap();
+    pair.client.write_some(c, b"ping");
+    pair.drive();
+    pair.server.engine.handle_read_error(&reset, 0, 0);
+    assert_eq!(
+        pair.server.engine.close_reason(),
+        Some(&CloseReason::io(&reset))
+    );
+}
