@@ -1139,7 +1139,10 @@ async fn go_client_case(
                 return Err(format!("the Go client succeeded: {observed}"));
             }
             // A cut can reach the Go client while it still opens its streams, too.
-            if !["read", "write", "open stream"].iter().any(|w| go_says.contains(w)) {
+            if !["read", "write", "open stream"]
+                .iter()
+                .any(|w| go_says.contains(w))
+            {
                 return Err(format!("the Go client failed otherwise: {observed}"));
             }
             let result = match case.fault {
