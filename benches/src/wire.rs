@@ -236,8 +236,14 @@ async fn round_trips(
 
 /// Round trips of small messages on an idle session.
 pub async fn rtt(opener: Arc<dyn Opener>, count: usize, size: usize) -> io::Result<Value> {
-    let (p50, p99, mean) = percentiles(round_trips(&opener, count, size).await?);
-    Ok(json!({"workload": "rtt", "count": count, "p50_us": p50, "p99_us": p99, "mean_us": mean}))
+    Ok(latencies("rtt", round_trips(&opener, count, size).await?))
+}
+
+/// A round-trip workload's answer: its latency figures.
+fn latencies(workload: &str, samples: Vec<Duration>) -> Value {
+    let count = samples.len();
+    let (p50, p99, mean) = percentiles(samples);
+    json!({"workload": workload, "count": count, "p50_us": p50, "p99_us": p99, "mean_us": mean})
 }
 
 /// Round trips of small messages from a task spawned on the client's runtime, as a server
@@ -253,10 +259,7 @@ pub async fn rtt_task(
         &spawn,
         async move { round_trips(&opener, count, size).await },
     );
-    let (p50, p99, mean) = percentiles(task.await?);
-    Ok(
-        json!({"workload": "rtt-task", "count": count, "p50_us": p50, "p99_us": p99, "mean_us": mean}),
-    )
+    Ok(latencies("rtt-task", task.await?))
 }
 
 /// One stream carrying `bytes` both ways at once, as a tunnel's streams do: a spawned

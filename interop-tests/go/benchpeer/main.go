@@ -609,14 +609,11 @@ type rttRun struct {
 // trips of size bytes each, checking every echo. mark, if not nil, is called right before
 // and right after the timed round trips.
 func roundTrips(sess session, count, size int, mark func()) (*rttRun, error) {
-	st, err := sess.Open()
+	st, err := openEcho(sess)
 	if err != nil {
-		return nil, fmt.Errorf("open: %w", err)
+		return nil, err
 	}
 	defer st.Close()
-	if _, err := st.Write([]byte{modeEcho}); err != nil {
-		return nil, fmt.Errorf("write mode: %w", err)
-	}
 	out := payload(size)
 	in := make([]byte, size)
 	trip := func() (time.Duration, error) {
@@ -691,6 +688,19 @@ func runRTT(sess session, workload string, wf *workloadFlags) (interface{}, erro
 
 // ---- echo
 
+// openEcho opens a stream and asks the server to echo it.
+func openEcho(sess session) (io.ReadWriteCloser, error) {
+	st, err := sess.Open()
+	if err != nil {
+		return nil, fmt.Errorf("open: %w", err)
+	}
+	if _, err := st.Write([]byte{modeEcho}); err != nil {
+		st.Close()
+		return nil, fmt.Errorf("write mode: %w", err)
+	}
+	return st, nil
+}
+
 type echoResult struct {
 	Workload string  `json:"workload"`
 	Bytes    int64   `json:"bytes"`
@@ -702,14 +712,11 @@ type echoResult struct {
 // then a half-close) while reading the echo back; the rate is --bytes over the time to the
 // last echoed byte.
 func runEcho(sess session, cfg *config, wf *workloadFlags) (interface{}, error) {
-	st, err := sess.Open()
+	st, err := openEcho(sess)
 	if err != nil {
-		return nil, fmt.Errorf("open: %w", err)
+		return nil, err
 	}
 	defer st.Close()
-	if _, err := st.Write([]byte{modeEcho}); err != nil {
-		return nil, fmt.Errorf("write mode: %w", err)
-	}
 	data := payload(cfg.writeSize)
 	start := time.Now()
 	failed := make(chan error, 1)
