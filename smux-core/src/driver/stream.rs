@@ -2,6 +2,7 @@
 //! [`OwnedWriteHalf`]. Splitting and reuniting move them; nothing is counted per stream.
 //! The stream is let go once both halves are dropped.
 
+use super::shared::Locked;
 use super::Shared;
 use crate::error::{Error, StreamError};
 use crate::proto::{Engine, StreamId};
@@ -30,20 +31,20 @@ struct Handle {
 
 impl Handle {
     /// Runs `op` on the engine; on [`StreamError::Blocked`], keeps `cx`'s waker for this
-    /// half and reports Pending. `wakes_driver` says whether a success may have given the
-    /// driver work (queued data, an UPD, room in the budget).
+    /// half and reports Pending. On success `then` gets the lock, to hand the driver the
+    /// work the operation made (queued data, an UPD, room in the budget) before it is
+    /// released.
     fn poll_op<T>(
-        &mut self,
+        &self,
         cx: &mut Context<'_>,
         op: impl FnOnce(&mut Engine, StreamId) -> Result<T, StreamError>,
-        wakes_driver: impl FnOnce(&T, &Engine) -> bool,
+        then: impl FnOnce(&T, &Shared, Locked<'_>, &mut Context<'_>),
     ) -> Poll<io::Result<T>> {
-        let mut st = self.shared.lock();
+        let shared = &*self.shared;
+        let mut st = shared.lock();
         match op(&mut st.engine, self.id) {
             Ok(value) => {
-                if wakes_driver(&value, &st.engine) {
-                    st.wake_driver();
-                }
+                then(&value, shared, st, cx);
                 Poll::Ready(Ok(value))
             }
             Err(StreamError::Blocked) => {
@@ -131,8 +132,11 @@ impl OwnedReadHalf {
                     let stalled = !e.wants_input();
                     take(e, id).map(|data| (data, stalled))
                 },
-                |(data, stalled), e| {
-                    took(data) && (e.wants_transmit() || (*stalled && e.wants_input()))
+                |(data, stalled), _, mut st, _| {
+                    let e = &st.engine;
+                    if took(data) && (e.wants_transmit() || (*stalled && e.wants_input())) {
+                        st.wake_driver();
+                    }
                 },
             )
             .map_ok(|(data, _)| data)
@@ -173,21 +177,16 @@ impl OwnedWriteHalf {
 
     /// Queues data; Pending while the stream's send buffer is full.
     pub fn poll_write(&mut self, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
-        let shared = &self.handle.shared;
-        let mut st = shared.lock();
-        match st.engine.write(self.handle.id, data) {
-            Ok(0) => Poll::Ready(Ok(0)),
-            Ok(n) => {
-                // The frames go out from here if the connection is idle.
-                shared.write_now(st, cx);
-                Poll::Ready(Ok(n))
-            }
-            Err(StreamError::Blocked) => {
-                st.wait(self.handle.id, self.handle.half, cx.waker());
-                Poll::Pending
-            }
-            Err(e) => Poll::Ready(Err(map_error(e))),
-        }
+        self.handle.poll_op(
+            cx,
+            |e, id| e.write(id, data),
+            |&n, shared, st, cx| {
+                if n > 0 {
+                    // The frames go out from here if the connection is idle.
+                    shared.write_now(st, cx);
+                }
+            },
+        )
     }
 
     /// A socket's flush: Ready as soon as the bytes written are the session's to send,

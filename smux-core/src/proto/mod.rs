@@ -345,7 +345,7 @@ impl Engine {
         let mut stats = self.stats;
         stats.open_streams = self.streams.live();
         stats.buffered_in = self.streams.iter().map(|(_, s)| s.recv.len()).sum();
-        stats.buffered_out = self.streams.iter().map(|(_, s)| s.send.len()).sum();
+        stats.buffered_out = self.tx.held();
         stats
     }
 

@@ -99,6 +99,11 @@ impl Sender {
         own.min(len + room.max(floor.saturating_sub(len)))
     }
 
+    /// Bytes queued on every stream together, not framed yet.
+    pub(super) fn held(&self) -> usize {
+        self.held
+    }
+
     /// `n` bytes were queued on a stream; a writer that got none because the session's
     /// budget is spent (not its own buffer) waits in line for room.
     pub(super) fn queued(&mut self, sid: u32, stream: &mut Stream, n: usize, config: &Config) {
