@@ -29,9 +29,10 @@ mod tests {
 
 /// Running peers as child processes, for the tests that drive `smux-echo` and the Go peer.
 pub mod process {
-    use std::io::{BufRead, BufReader, Read};
+    use std::io::{BufRead, BufReader};
     use std::path::Path;
     use std::process::{Child, ChildStdout, Command, Output, Stdio};
+    use std::time::{Duration, Instant};
 
     /// A running server (`smux-echo server` or `go-peer server`), killed on drop. Both print
     /// `listening on ADDR` as their first line.
@@ -80,14 +81,29 @@ pub mod process {
             }
         }
 
-        /// Waits until the server prints a line starting with `prefix` on stderr (or ends),
-        /// then stops it; returns what it printed on stderr up to that line. For a result the
-        /// server reports only after the client has gone.
+        /// Waits until the server prints a whole line starting with `prefix` on stderr (or
+        /// ends, or 20 s pass), then stops it; returns what it printed on stderr up to that
+        /// line. For a result the server reports only after the client has gone: stopping
+        /// it at once could cut that line short, or before it is printed.
         pub fn stop_after(mut self, prefix: &str) -> String {
             let mut err = String::new();
             if let Some(stderr) = self.child.stderr.take() {
-                for line in BufReader::new(stderr).lines() {
-                    let Ok(line) = line else { break };
+                let (tx, rx) = std::sync::mpsc::channel();
+                // A thread of its own, so a server that never prints the line is still
+                // stopped at the deadline instead of hanging the test.
+                std::thread::spawn(move || {
+                    for line in BufReader::new(stderr).lines() {
+                        let Ok(line) = line else { break };
+                        if tx.send(line).is_err() {
+                            break;
+                        }
+                    }
+                });
+                let deadline = Instant::now() + Duration::from_secs(20);
+                while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+                    let Ok(line) = rx.recv_timeout(left) else {
+                        break;
+                    };
                     err.push_str(&line);
                     err.push('\n');
                     if line.starts_with(prefix) {
@@ -96,16 +112,6 @@ pub mod process {
                 }
             }
             let _ = self.child.kill();
-            err
-        }
-
-        /// Stops the server and returns what it printed on stderr.
-        pub fn stop(mut self) -> String {
-            let _ = self.child.kill();
-            let mut err = String::new();
-            if let Some(mut stderr) = self.child.stderr.take() {
-                let _ = stderr.read_to_string(&mut err);
-            }
             err
         }
     }

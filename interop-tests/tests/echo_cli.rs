@@ -79,7 +79,7 @@ fn server_opened_streams_are_echoed_by_the_client() {
     // The client echoes what the server opens while its own, much longer, transfer runs.
     let out = client(&server, &["--streams", "4", "--bytes", "4000000"]);
     assert_ok(&out);
-    let stderr = server.stop();
+    let stderr = server.stop_after("open-streams:");
     assert!(stderr.contains("open-streams: 20 ok"), "{stderr}");
 }
 

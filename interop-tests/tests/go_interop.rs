@@ -202,7 +202,7 @@ fn streams_opened_by_the_server_side() {
                 &rust_client(&server.addr, &["--version", v, "--bytes", "8000000"]),
                 "rust client",
             );
-            let err = server.stop();
+            let err = server.stop_after("open-streams:");
             assert!(
                 err.contains("open-streams: 20 ok"),
                 "go {go_version} v{v}: {err}"
@@ -213,7 +213,7 @@ fn streams_opened_by_the_server_side() {
                 &go_client(&go, &server.addr, &["-version", v, "-bytes", "8000000"]),
                 "go client",
             );
-            let err = server.stop();
+            let err = server.stop_after("open-streams:");
             assert!(
                 err.contains("open-streams: 20 ok"),
                 "go {go_version} v{v}: {err}"
@@ -389,7 +389,7 @@ fn garbage_from_go_ends_the_session_with_a_protocol_error() {
             ),
             "a healthy session after the garbage",
         );
-        let err = server.stop();
+        let err = server.stop_after("session with");
         assert!(
             err.contains("protocol error") && err.contains(expect),
             "{kind}: {err}"
@@ -566,7 +566,7 @@ fn a_silent_go_peer_is_dropped_by_keepalive() {
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| panic!("unexpected: {stdout}"));
     assert!(ms >= 400, "dropped after {ms} ms, before the timeout");
-    let err = server.stop();
+    let err = server.stop_after("session with");
     assert!(err.contains("keepalive timeout"), "{err}");
 }
 
