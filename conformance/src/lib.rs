@@ -255,6 +255,7 @@ macro_rules! __suite {
                 clean_end_is_not_an_error,
                 writes_after_close_name_the_session,
                 flush_and_shutdown_never_wait_for_the_peer,
+                a_dropped_read_half_stalls_nothing,
             ]
         );
     };

@@ -670,3 +670,47 @@ pub async fn flush_and_shutdown_never_wait_for_the_peer(h: H, t: Transport) {
     w.sent().await.unwrap();
     drop(r.read(&mut [0u8; 1]));
 }
+
+/// A stream whose read half the server dropped, keeping the write half, still takes every
+/// byte the client writes (8 MiB, twice the session's receive budget) and still sends;
+/// another stream of the session flows meanwhile. Before, the unread bytes stayed charged:
+/// in version 1 they stopped the whole session, in version 2 the client's writer waited
+/// forever for window.
+pub async fn a_dropped_read_half_stalls_nothing(h: H, t: Transport) {
+    for version in [1, 2] {
+        let run = dropped_read_half(&h, t, version);
+        let ended = select(Box::pin(run), h.sleep(Duration::from_secs(20))).await;
+        assert!(matches!(ended, Either::Left(_)), "v{version}: stalled");
+    }
+}
+
+async fn dropped_read_half(h: &H, t: Transport, version: u8) {
+    let (client, server) = connect(h, t, config(version), config(version)).await;
+    let mut unread = client.open_stream().await.unwrap();
+    unread.write_all(b"x").await.unwrap();
+    let s = server.accept_stream().await.unwrap().expect("a stream");
+    let (r, mut w) = s.into_split();
+    drop(r);
+    let data = Rng::new(43).bytes(8 << 20);
+    unread.write_all(&data).await.unwrap();
+    let mut other = client.open_stream().await.unwrap();
+    other.write_all(b"still flowing").await.unwrap();
+    other.close().await.unwrap();
+    let mut s2 = server.accept_stream().await.unwrap().expect("a stream");
+    let mut got = Vec::new();
+    s2.read_to_end(&mut got).await.unwrap();
+    assert_eq!(got, b"still flowing", "v{version}");
+    w.write_all(b"reply").await.unwrap();
+    w.close().await.unwrap();
+    unread.close().await.unwrap();
+    let mut reply = Vec::new();
+    unread.read_to_end(&mut reply).await.unwrap();
+    assert_eq!(reply, b"reply", "v{version}");
+    // Every byte reaches the server, to be counted as discarded (within the caller's
+    // deadline).
+    while server.stats().discarded_bytes < 1 + data.len() as u64 {
+        h.sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(server.stats().discarded_bytes, 1 + data.len() as u64);
+    assert_eq!(server.stats().buffered_in, 0);
+}

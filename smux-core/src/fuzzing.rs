@@ -101,6 +101,7 @@ enum Op {
     ReadChunk(u8, u16),
     Finish(u8),
     CloseStream(u8),
+    StopReading(u8),
     Flushed(u8),
     Peer(PeerFrame),
     Transmit(u16),
@@ -164,6 +165,7 @@ pub fn stream_ops(data: &[u8]) {
                 let _ = engine.finish(pick(&streams, i));
             }
             Op::CloseStream(i) => engine.close_stream(pick(&streams, i)),
+            Op::StopReading(i) => engine.stop_reading(pick(&streams, i)),
             Op::Flushed(i) => {
                 let _ = engine.poll_flushed(pick(&streams, i));
             }

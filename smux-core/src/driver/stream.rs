@@ -65,6 +65,11 @@ impl Drop for Handle {
             // dropped.
             st.engine.close_stream(self.id);
             st.wake_driver();
+        } else if self.half == Half::Read {
+            // Nobody reads it any more: what it holds and what comes is dropped, so that it
+            // keeps no budget (and, in version 2, the peer still gets window).
+            st.engine.stop_reading(self.id);
+            st.wake_driver();
         } else if st.handles == 0 {
             st.wake_driver();
         }
@@ -79,6 +84,11 @@ impl Drop for Handle {
 /// still read, then the error says why it ended.
 ///
 /// Every read is cancel-safe: a read that returns Pending or is dropped took nothing.
+///
+/// Dropping the read half while the write half lives on stops reading: unread data and
+/// whatever the peer sends later is discarded (counted in `Stats::discarded_bytes`), so a
+/// stream nobody reads never holds the session's receive budget, and in version 2 the
+/// peer's writer still gets window until it finishes.
 pub struct OwnedReadHalf {
     handle: Handle,
 }

@@ -439,6 +439,9 @@ impl Engine {
         if s.life() == Life::Released {
             return Err(StreamError::UnknownStream);
         }
+        if s.reader_gone() {
+            return Ok(None); // as a socket's read side after `shutdown(SHUT_RD)`
+        }
         if max == 0 {
             return Ok(Some(empty));
         }
@@ -533,6 +536,32 @@ impl Engine {
             .schedule(id.0, entry.stream(), self.version == Version::V2);
         entry.settle();
         self.budget.refund(dropped);
+    }
+
+    /// The application will not read the stream again (it dropped the read half and keeps
+    /// the write half): unread data is dropped and its budget refunded, and what arrives
+    /// later is dropped as it comes. In version 2 the dropped bytes still count as read, so
+    /// the peer's writer keeps getting window until its FIN (this wire has no reset). Without
+    /// this, bytes nobody reads would stay charged, and in version 1, which has no stream
+    /// window, fill the session's receive budget and stop every stream.
+    pub fn stop_reading(&mut self, id: StreamId) {
+        let Some(mut entry) = self.streams.entry(id.0) else {
+            return;
+        };
+        let s = entry.stream();
+        let Some(dropped) = s.stop_reading() else {
+            return;
+        };
+        self.stats.discarded_bytes += dropped as u64;
+        if self.version == Version::V2
+            && s.recv_window.read(dropped, self.config.window_tuning())
+            && !s.fin_received()
+        {
+            self.tx.queue_upd(id.0, s);
+        }
+        entry.settle();
+        self.budget.refund(dropped);
+        self.recv_pool.trim(self.budget.unused());
     }
 
     /// Closes the session: no new streams; queued data and FINs for every open stream are

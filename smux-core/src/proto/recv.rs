@@ -428,11 +428,13 @@ impl Ctx<'_> {
             keep_pools(self.timers, now);
         }
         let Some(s) = self.store.get_mut(sid).filter(|s| s.takes_data()) else {
-            // Closed while its frame was arriving: drop it uncharged.
+            // Let go of, or no longer read, while its frame was arriving: dropped
+            // uncharged, and still granted window as any discarded payload.
             if let Received::Whole(piece) = data {
                 self.pool.give(piece);
                 self.pool.trim(self.budget.unused());
             }
+            self.discard(sid, n);
             return Ok(());
         };
         match data {

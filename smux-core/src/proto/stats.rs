@@ -14,9 +14,9 @@ pub struct Stats {
     pub buffered_in: usize,
     /// Outbound bytes buffered and not yet framed.
     pub buffered_out: usize,
-    /// Stream payload bytes received and dropped: for streams the application let go of
-    /// (still granted window, so the peer's writer never waits forever), refused or
-    /// unknown.
+    /// Stream payload bytes received and dropped: for streams the application let go of or
+    /// stopped reading (still granted window, so the peer's writer never waits forever),
+    /// refused or unknown.
     pub discarded_bytes: u64,
     /// Streams the peer opened that were refused (backlog full, stream limit, shutting down).
     pub refused_streams: u64,

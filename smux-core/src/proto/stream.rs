@@ -56,6 +56,9 @@ pub(super) struct Stream {
     sending: Sending,
     receiving: Receiving,
     life: Life,
+    /// The application dropped its read half while the write half lives on: inbound data
+    /// is dropped as for a released stream (see [`Stream::stop_reading`]).
+    reader_gone: bool,
     /// In the round-robin queue of streams with something to send.
     in_write_queue: Queued,
     /// An UPD for this stream is queued.
@@ -77,6 +80,7 @@ impl Stream {
             sending: Sending::Open,
             receiving: Receiving::Open,
             life: Life::Open,
+            reader_gone: false,
             in_write_queue: Queued::default(),
             in_upd_queue: Queued::default(),
             in_event_queue: Queued::default(),
@@ -99,7 +103,23 @@ impl Stream {
 
     /// Inbound data is kept (charged and buffered) rather than dropped.
     pub(super) fn takes_data(&self) -> bool {
-        self.life == Life::Open
+        self.life == Life::Open && !self.reader_gone
+    }
+
+    /// The application stopped reading the stream (see [`Stream::stop_reading`]).
+    pub(super) fn reader_gone(&self) -> bool {
+        self.reader_gone
+    }
+
+    /// Nobody will read the stream again (its read half was dropped; it still sends):
+    /// unread data is dropped, and so is what arrives later. Returns the bytes dropped, or
+    /// `None` if the stream took no data already.
+    pub(super) fn stop_reading(&mut self) -> Option<usize> {
+        if !self.takes_data() {
+            return None;
+        }
+        self.reader_gone = true;
+        Some(self.recv.discard())
     }
 
     /// An UPD for this stream waits in the control queue.

@@ -540,6 +540,57 @@ fn a_dropped_stream_keeps_granting_window_until_the_peers_fin() {
     assert_eq!(pair.client.engine.stats().open_streams, 0);
 }
 
+/// A stream whose application stopped reading (its read half dropped, the write half kept)
+/// drops what it holds and what arrives. Before, its unread bytes stayed charged: in
+/// version 1, with no stream window, they filled the receive budget and stopped every
+/// stream of the session; in version 2 the peer's writer waited forever for window.
+#[test]
+fn a_stream_nobody_reads_holds_no_budget_and_stalls_nothing() {
+    for version in [1, 2] {
+        let config = quiet(version)
+            .max_receive_buffer(256 * 1024)
+            .build()
+            .unwrap();
+        let mut pair = Pair::with(config);
+        let streams = open_n(&mut pair, 2);
+        let ((ca, sa), (cb, sb)) = (streams[0], streams[1]);
+        pair.client.write_some(ca, &[7u8; 1000]);
+        pair.drive();
+        pair.server.engine.stop_reading(sa);
+        assert_eq!(pair.server.engine.stats().buffered_in, 0, "v{version}");
+        // Far more than the budget on the stream nobody reads...
+        let data = Rng::new(5).bytes(4 << 20);
+        let mut sent = 0;
+        pair.drive_app(|p| {
+            let n = p.client.write_some(ca, &data[sent..]);
+            sent += n;
+            n > 0
+        });
+        assert_eq!(
+            sent,
+            data.len(),
+            "v{version}: the writer got window for every byte"
+        );
+        // ...and the other stream still flows, both ways.
+        pair.client.write_some(cb, b"still here");
+        pair.drive();
+        assert_eq!(pair.server.read_available(sb).unwrap(), b"still here");
+        // The stream still sends, and reading it is its end.
+        pair.server.write_some(sa, b"reply");
+        pair.drive();
+        assert_eq!(pair.client.read_available(ca).unwrap(), b"reply");
+        assert_eq!(pair.server.engine.read(sa, &mut [0u8; 8]), Ok(0));
+        let stats = pair.server.engine.stats();
+        assert_eq!(
+            stats.discarded_bytes,
+            1000 + data.len() as u64,
+            "v{version}"
+        );
+        assert_eq!(stats.buffered_in, 0, "v{version}");
+        pair.server.engine.assert_invariants();
+    }
+}
+
 /// Once the peer's FIN arrived, reading sends no UPD: the peer sends nothing more, and a
 /// late frame can make a peer that closes its connection at once reset it.
 #[test]
