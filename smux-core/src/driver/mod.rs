@@ -377,6 +377,18 @@ where
                 // at once, again and again: a busy loop until the clock caught up.
                 let now = self.shared.runtime.now().max(fired);
                 let mut st = self.shared.lock();
+                // What moved in this round counts first: input read just in time is a
+                // sign of life, and a connection that took bytes just in time is no write
+                // stall (a process paused past a timeout wakes to both at once).
+                if self.end > self.start && st.engine.wants_input() {
+                    let used = st
+                        .engine
+                        .handle_input(now, &self.read_buf[self.start..self.end]);
+                    self.start += used;
+                }
+                let wrote = std::mem::take(&mut conn.wrote);
+                st.engine
+                    .handle_write_progress(now, wrote, !conn.out.is_empty());
                 st.engine.handle_timeout(now);
                 progress = true;
             }
