@@ -63,17 +63,17 @@ impl Readiness {
         self.wake_read
     }
 
+    /// Room in the session's send budget: wakes a writer that waits; returns whether it
+    /// did (a writer woken already, or that never waited, needs no share of the room).
+    fn room(&mut self) -> bool {
+        let waited = std::mem::take(&mut self.write_waiting);
+        self.wake_write |= waited;
+        waited
+    }
+
     /// Data was framed and `buffered` bytes of at most `limit` are left; returns whether an
     /// event is due. A blocked writer wakes once half the buffer is free, not per frame: it
     /// then refills it in one write while the other half keeps the flow going.
-    /// Room in the session's send budget; returns whether an event is due.
-    fn room(&mut self) -> bool {
-        if std::mem::take(&mut self.write_waiting) {
-            self.wake_write = true;
-        }
-        self.wake_write
-    }
-
     fn framed(&mut self, buffered: usize, limit: usize) -> bool {
         if self.write_waiting && buffered <= limit / 2 {
             self.write_waiting = false;
@@ -113,11 +113,14 @@ impl Events {
         }
     }
 
-    /// The session's send budget has room again: wakes the stream's writer, if it waits.
-    pub(super) fn room(&mut self, sid: u32, stream: &mut Stream) {
-        if stream.ready.room() {
+    /// The session's send budget has room again: wakes the stream's writer, if it waits;
+    /// returns whether it did.
+    pub(super) fn room(&mut self, sid: u32, stream: &mut Stream) -> bool {
+        let woke = stream.ready.room();
+        if woke {
             self.streams.push(sid, stream);
         }
+        woke
     }
 
     /// A stream waits to be accepted.

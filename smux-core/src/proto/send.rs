@@ -114,7 +114,8 @@ impl Sender {
     }
 
     /// Wakes writers waiting for room in the session's send budget: about one per frame's
-    /// worth of room (a woken writer that finds none waits in line again).
+    /// worth of room (a woken writer that finds none waits in line again). A stream still
+    /// in line whose writer was woken meanwhile (its own frames went out) takes no share.
     pub(super) fn wake_for_room(
         &mut self,
         store: &mut Store,
@@ -127,8 +128,9 @@ impl Sender {
                 break;
             };
             let sid = entry.sid();
-            events.room(sid, entry.stream());
-            room = room.saturating_sub(config.max_frame_size());
+            if events.room(sid, entry.stream()) {
+                room = room.saturating_sub(config.max_frame_size());
+            }
         }
     }
 

@@ -672,6 +672,46 @@ fn a_writer_waiting_for_the_send_budget_is_woken_as_framing_frees_it() {
     assert!(client.write(ids[2], &data).unwrap() > 0, "room again");
 }
 
+/// A stream whose writer was woken by its own frames going out (not by room in the send
+/// budget) stays in the line of writers waiting for room; when it comes out, it must not
+/// use up a waiter's share of the room. Before, 26 such streams ahead of a real waiter
+/// took every share of the room that framing freed, and the waiter, with too much queued
+/// to be woken by its own frames, went on waiting with room free.
+#[test]
+fn writers_woken_already_do_not_use_up_the_room_of_those_waiting() {
+    const FRAME: usize = 4096 + 8;
+    let (mut client, ids, now) = client_with_send_budget(1, 41);
+    let data = vec![7u8; 64 * 1024];
+    let mut out = Transmit::new();
+    let mut transmit = |client: &mut Engine, frames: usize, control: usize| {
+        let _ = client.poll_transmit(now, &mut out, control + frames * FRAME);
+        let framed = out.len();
+        bytes::Buf::advance(&mut out, framed);
+    };
+    assert_eq!(client.write(ids[0], &data), Ok(65536));
+    assert_eq!(client.write(ids[1], &data), Ok(36864));
+    // 38 streams get a frame's worth each and wait for room.
+    for &id in &ids[2..40] {
+        assert_eq!(client.write(id, &data), Ok(4096));
+        assert_eq!(client.write(id, &data), Err(StreamError::Blocked));
+    }
+    // The SYNs and 50 frames: each of those streams sends its frame, which wakes its
+    // writer (it has nothing more to say); 12 of them come out of the line for the room.
+    transmit(&mut client, 50, 41 * 8);
+    while client.poll_event().is_some() {}
+    // A writer takes the 48 KiB of room there is and waits for more, behind the other 26.
+    let x = ids[40];
+    assert_eq!(client.write(x, &data), Ok(48 * 1024));
+    assert_eq!(client.write(x, &data), Err(StreamError::Blocked));
+    // Six frames free 24 KiB; two are the waiter's own, which leaves it 40 KiB queued:
+    // not few enough for its frames to wake it, so only the room can.
+    transmit(&mut client, 6, 0);
+    let woken = std::iter::from_fn(|| client.poll_event())
+        .any(|e| matches!(e, Event::Stream { id, writable: true, .. } if id == x));
+    assert!(woken, "room is free, and its writer still waits");
+    assert!(client.write(x, &data).unwrap() > 0);
+}
+
 #[test]
 fn v2_streams_the_peer_grants_no_window_do_not_stall_another() {
     // Four streams whose peer never reads fill the session send budget; a fifth still
