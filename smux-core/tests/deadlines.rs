@@ -1,9 +1,18 @@
-//! The driver makes progress when its runtime's timer fires a little before the runtime's
-//! clock reaches the deadline (a coarse timer, or a timer on another clock than
-//! `Runtime::now`): keepalive still runs on time, and the driver goes idle between deadlines
-//! instead of re-arming a timer that fires at once, again and again, until the clock catches
-//! up. Driven by hand on a simulated clock, so nothing here waits or can hang.
+//! The driver's deadlines, driven by hand on a simulated clock (nothing here waits or can
+//! hang):
+//!
+//! * A timer that fires a little before the runtime's clock reaches its deadline (a coarse
+//!   timer, or one on another clock than `Runtime::now`) still runs keepalive on time, and
+//!   the driver goes idle between deadlines instead of re-arming a timer that fires at
+//!   once, again and again, until the clock catches up.
+//! * Bytes that move in the poll in which a deadline fires count before the deadline is
+//!   judged: a frame that arrived in time keeps a session alive past its keepalive
+//!   timeout, and a connection that took our bytes in time is no write stall. That happens
+//!   for real when the process was paused longer than a timeout (a suspended laptop, a
+//!   stalled virtual machine): on waking, the peer's data and the expired timer are both
+//!   there.
 
+use futures_io::{AsyncRead, AsyncWrite};
 use smux_core::frame::{Frame, Version};
 use smux_core::runtime::{BoxFuture, Runtime, Timer};
 use smux_core::{CloseReason, Config, Role, Session};
@@ -15,7 +24,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
-/// How early the timer fires, by the runtime's clock.
+/// How early the lagging timer fires, by the runtime's clock.
 const EARLY: Duration = Duration::from_micros(500);
 const INTERVAL: Duration = Duration::from_secs(1);
 const TIMEOUT: Duration = Duration::from_secs(3);
@@ -26,6 +35,8 @@ const MAX_POLLS: usize = 1000;
 struct Clock {
     /// What `Runtime::now` returns; the test moves it.
     now: Instant,
+    /// How long before its deadline (by `now`) a timer fires.
+    early: Duration,
     /// Times a timer was polled and was ready.
     fires: usize,
     /// Timer polls and resets, all told.
@@ -33,23 +44,37 @@ struct Clock {
     resets: usize,
 }
 
-/// A runtime whose timers fire `EARLY` before its clock reaches their deadline.
+/// A runtime on the test's clock, whose timers fire `early` before their deadline.
 #[derive(Debug, Clone)]
-struct LaggingRuntime(Arc<Mutex<Clock>>);
+struct SimRuntime(Arc<Mutex<Clock>>);
 
-impl LaggingRuntime {
+impl SimRuntime {
+    fn new(now: Instant, early: Duration) -> Self {
+        Self(Arc::new(Mutex::new(Clock {
+            now,
+            early,
+            fires: 0,
+            polls: 0,
+            resets: 0,
+        })))
+    }
+
     fn clock(&self) -> MutexGuard<'_, Clock> {
         self.0.lock().unwrap()
+    }
+
+    fn advance(&self, by: Duration) {
+        self.clock().now += by;
     }
 }
 
 #[derive(Debug)]
-struct EarlyTimer {
+struct SimTimer {
     clock: Arc<Mutex<Clock>>,
     deadline: Instant,
 }
 
-impl Timer for EarlyTimer {
+impl Timer for SimTimer {
     fn reset(mut self: Pin<&mut Self>, deadline: Instant) {
         self.clock.lock().unwrap().resets += 1;
         self.deadline = deadline;
@@ -59,7 +84,7 @@ impl Timer for EarlyTimer {
         let mut clock = self.clock.lock().unwrap();
         clock.polls += 1;
         // The test moves the clock and polls the driver itself, so no waker is kept.
-        if clock.now + EARLY >= self.deadline {
+        if clock.now + clock.early >= self.deadline {
             clock.fires += 1;
             Poll::Ready(())
         } else {
@@ -68,12 +93,12 @@ impl Timer for EarlyTimer {
     }
 }
 
-impl Runtime for LaggingRuntime {
+impl Runtime for SimRuntime {
     fn spawn(&self, _task: BoxFuture) {
         unreachable!("the test polls the driver itself");
     }
     fn timer(&self, deadline: Instant) -> Pin<Box<dyn Timer>> {
-        Box::pin(EarlyTimer {
+        Box::pin(SimTimer {
             clock: self.0.clone(),
             deadline,
         })
@@ -83,14 +108,30 @@ impl Runtime for LaggingRuntime {
     }
 }
 
-/// A connection that takes every write and never has anything to read.
-#[derive(Debug, Clone, Default)]
-struct Wire(Arc<Mutex<Vec<u8>>>);
+/// The connection's two directions, as the test sees them.
+#[derive(Debug, Default)]
+struct Wire {
+    /// What the peer sent and the driver has not read yet.
+    input: Vec<u8>,
+    /// Everything the driver wrote.
+    written: Vec<u8>,
+    /// Writes wait (Pending) while set.
+    writes_blocked: bool,
+}
 
-impl Wire {
+/// A connection whose input the test supplies and whose writes it can hold back; nothing
+/// wakes a driver that waits on it (the test polls the driver again itself).
+#[derive(Debug, Clone, Default)]
+struct Conn(Arc<Mutex<Wire>>);
+
+impl Conn {
+    fn wire(&self) -> MutexGuard<'_, Wire> {
+        self.0.lock().unwrap()
+    }
+
     fn frames(&self) -> Vec<Frame> {
-        let bytes = self.0.lock().unwrap();
-        let mut rest = &bytes[..];
+        let wire = self.wire();
+        let mut rest = &wire.written[..];
         let mut frames = Vec::new();
         while let Some((f, used)) = Frame::decode(rest, Version::V1).unwrap() {
             frames.push(f);
@@ -101,17 +142,24 @@ impl Wire {
     }
 }
 
-impl futures_io::AsyncRead for Wire {
+impl AsyncRead for Conn {
     fn poll_read(
         self: Pin<&mut Self>,
         _cx: &mut Context<'_>,
-        _buf: &mut [u8],
+        buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
-        Poll::Pending // the peer stays silent (and nothing will ever wake the reader)
+        let mut wire = self.wire();
+        if wire.input.is_empty() {
+            return Poll::Pending;
+        }
+        let n = buf.len().min(wire.input.len());
+        buf[..n].copy_from_slice(&wire.input[..n]);
+        wire.input.drain(..n);
+        Poll::Ready(Ok(n))
     }
 }
 
-impl futures_io::AsyncWrite for Wire {
+impl AsyncWrite for Conn {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -124,10 +172,13 @@ impl futures_io::AsyncWrite for Wire {
         _cx: &mut Context<'_>,
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        let mut out = self.0.lock().unwrap();
-        let before = out.len();
-        bufs.iter().for_each(|b| out.extend_from_slice(b));
-        Poll::Ready(Ok(out.len() - before))
+        let mut wire = self.wire();
+        if wire.writes_blocked {
+            return Poll::Pending;
+        }
+        let before = wire.written.len();
+        bufs.iter().for_each(|b| wire.written.extend_from_slice(b));
+        Poll::Ready(Ok(wire.written.len() - before))
     }
     fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Poll::Ready(Ok(()))
@@ -170,19 +221,14 @@ fn run(driver: &mut Pin<Box<impl Future<Output = ()>>>) -> (bool, usize) {
 #[test]
 fn an_early_timer_does_not_spin_the_driver() {
     let start = Instant::now();
-    let runtime = LaggingRuntime(Arc::new(Mutex::new(Clock {
-        now: start,
-        fires: 0,
-        polls: 0,
-        resets: 0,
-    })));
+    let runtime = SimRuntime::new(start, EARLY);
     let config = Config::builder()
         .version(1)
         .keep_alive_interval(INTERVAL)
         .keep_alive_timeout(TIMEOUT)
         .build()
         .unwrap();
-    let wire = Wire::default();
+    let wire = Conn::default();
     let (session, driver) = Session::new(
         wire.clone(),
         Role::Client,
@@ -238,5 +284,77 @@ fn an_early_timer_does_not_spin_the_driver() {
     assert_eq!(
         session.close_reason(),
         Some(CloseReason::NoFrameFromPeer(TIMEOUT))
+    );
+}
+
+/// A client session on `conn` whose timers fire exactly at their deadlines, polled once.
+fn start(config: Config, conn: &Conn) -> (Session, SimRuntime, Pin<Box<impl Future<Output = ()>>>) {
+    let clock = SimRuntime::new(Instant::now(), Duration::ZERO);
+    let (session, driver) =
+        Session::new(conn.clone(), Role::Client, config, Arc::new(clock.clone()));
+    let mut driver = Box::pin(driver);
+    run(&mut driver);
+    (session, clock, driver)
+}
+
+#[test]
+fn a_frame_that_arrived_in_time_keeps_the_session() {
+    let timeout = Duration::from_secs(3);
+    let config = Config::builder()
+        .version(1)
+        .keep_alive_interval(timeout)
+        .keep_alive_timeout(timeout)
+        .build()
+        .unwrap();
+    let conn = Conn::default();
+    let (session, clock, mut driver) = start(config, &conn);
+    // The peer's NOP comes just as the timeout runs out, and the driver gets to run only
+    // then: it finds the frame and the expired timer in the same poll.
+    clock.advance(timeout);
+    Frame::Nop { sid: 0 }
+        .encode(Version::V1, &mut conn.wire().input)
+        .unwrap();
+    run(&mut driver);
+    assert_eq!(session.close_reason(), None, "a live peer was timed out");
+    // Silence for a whole timeout after that frame still ends the session.
+    clock.advance(timeout);
+    run(&mut driver);
+    assert!(session.close_reason().is_some(), "a silent peer was kept");
+}
+
+#[test]
+fn a_connection_that_took_our_bytes_in_time_is_no_write_stall() {
+    let timeout = Duration::from_secs(5);
+    let config = Config::builder()
+        .version(1)
+        .enable_keep_alive(false)
+        .write_timeout(timeout)
+        .build()
+        .unwrap();
+    let conn = Conn::default();
+    conn.wire().writes_blocked = true;
+    let (session, clock, mut driver) = start(config, &conn);
+    let mut stream = match Pin::new(&mut Box::pin(session.open_stream()))
+        .poll(&mut Context::from_waker(Waker::noop()))
+    {
+        Poll::Ready(stream) => stream.unwrap(),
+        Poll::Pending => unreachable!("open never waits"),
+    };
+    let mut cx = Context::from_waker(Waker::noop());
+    assert!(matches!(
+        stream.poll_write(&mut cx, &[1u8; 1000]),
+        Poll::Ready(Ok(1000))
+    ));
+    run(&mut driver);
+    assert_eq!(conn.wire().written.len(), 0);
+    // The connection takes everything just as the write timeout runs out.
+    clock.advance(timeout);
+    conn.wire().writes_blocked = false;
+    run(&mut driver);
+    assert!(conn.wire().written.len() > 1000, "the frames went out");
+    assert_eq!(
+        session.close_reason(),
+        None,
+        "a connection that wrote was a stall"
     );
 }
