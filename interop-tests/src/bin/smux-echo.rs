@@ -361,16 +361,27 @@ async fn exchange(stream: Stream, data: &[u8], half_close: bool) -> Result<Vec<u
         Ok::<_, std::io::Error>(())
     };
     let mut got = Vec::with_capacity(data.len());
+    // On failure, how many bytes of the echo had arrived: where it stopped.
     let read = async {
         if half_close {
-            r.read_to_end(&mut got).await.map(drop)
-        } else {
-            got.resize(data.len(), 0);
-            r.read_exact(&mut got).await
+            return r.read_to_end(&mut got).await.map(drop).map_err(|e| (0, e));
         }
+        got.resize(data.len(), 0);
+        let mut n = 0;
+        while n < got.len() {
+            match r.read(&mut got[n..]).await {
+                Ok(0) => return Err((n, std::io::ErrorKind::UnexpectedEof.into())),
+                Ok(k) => n += k,
+                Err(e) => return Err((n, e)),
+            }
+        }
+        Ok(())
     };
     let (written, read) = futures_util::future::join(write, read).await;
-    read.map_err(|e| format!("read failed: {e}"))?;
+    read.map_err(|(n, e): (usize, std::io::Error)| {
+        let n = if half_close { got.len() } else { n };
+        format!("read failed after {n} of {} bytes: {e}", data.len())
+    })?;
     written.map_err(|e| format!("write failed: {e}"))?;
     Ok(got)
 }
@@ -468,13 +479,16 @@ fn client(
             }
         }
         if let Some(e) = failure {
-            return Err(match session.close_reason() {
+            let e = match session.close_reason() {
                 // The reason, unless the stream's error already says it.
                 Some(reason) if !e.contains(&reason.to_string()) => {
                     format!("{e} (session ended: {reason})")
                 }
                 _ => e,
-            });
+            };
+            // What the session still held (unread input, unsent output) says which side
+            // stopped moving.
+            return Err(format!("{e}; {:?}", session.stats()));
         }
         let secs = start.elapsed().as_secs_f64();
         println!(
