@@ -447,13 +447,8 @@ impl Engine {
         }
         if let Some(data) = take(s, &mut self.recv_pool) {
             let n = data.read_len();
-            // Also after our own FIN (the peer may still be sending), never after the
-            // peer's (it sends nothing more).
-            if self.version == Version::V2
-                && s.recv_window.read(n, self.config.window_tuning())
-                && !s.fin_received()
-            {
-                self.tx.queue_upd(id.0, s);
+            if self.version == Version::V2 {
+                self.tx.consumed(id.0, s, n, &self.config);
             }
             self.budget.refund(n);
             self.recv_pool.trim(self.budget.unused());
@@ -553,11 +548,8 @@ impl Engine {
             return;
         };
         self.stats.discarded_bytes += dropped as u64;
-        if self.version == Version::V2
-            && s.recv_window.read(dropped, self.config.window_tuning())
-            && !s.fin_received()
-        {
-            self.tx.queue_upd(id.0, s);
+        if self.version == Version::V2 {
+            self.tx.consumed(id.0, s, dropped, &self.config);
         }
         entry.settle();
         self.budget.refund(dropped);

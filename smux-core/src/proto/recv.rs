@@ -394,9 +394,7 @@ impl Ctx<'_> {
             return;
         }
         if let Some(s) = self.store.get_mut(sid) {
-            if s.recv_window.read(len, self.config.window_tuning()) && !s.fin_received() {
-                self.tx.queue_upd(sid, s);
-            }
+            self.tx.consumed(sid, s, len, self.config);
         }
     }
 

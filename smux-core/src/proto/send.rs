@@ -157,6 +157,16 @@ impl Sender {
         self.upds.push(sid, stream);
     }
 
+    /// Version 2: `n` bytes of the stream were consumed (read by the application, or
+    /// dropped unread); queues its UPD if the window rule says one is due. Also after our
+    /// own FIN (the peer may still be sending), never after the peer's (it sends nothing
+    /// more, and a late frame can make a peer that closes at once reset the connection).
+    pub(super) fn consumed(&mut self, sid: u32, stream: &mut Stream, n: usize, config: &Config) {
+        if stream.recv_window.read(n, config.window_tuning()) && !stream.fin_received() {
+            self.queue_upd(sid, stream);
+        }
+    }
+
     /// Puts the stream in the round-robin queue if it has something it may send now. A
     /// stream blocked on its version-2 window is left out until an UPD reschedules it.
     pub(super) fn schedule(&mut self, sid: u32, stream: &mut Stream, v2: bool) {
