@@ -18,6 +18,7 @@ pub(crate) use shared::{next_session_id, Shared, State};
 use shared::{store, store_in};
 
 use crate::error::CloseReason;
+use crate::proto::Engine;
 use crate::runtime::Timer;
 use crate::sync::Arc;
 use conn::{Conn, ConnCell, WRITE_BATCH};
@@ -127,22 +128,19 @@ where
             let now = self.shared.runtime.now();
             {
                 let mut st = self.shared.lock();
-                if self.end > self.start && st.engine.wants_input() {
-                    let used = st
-                        .engine
-                        .handle_input(now, &self.read_buf[self.start..self.end]);
-                    self.start += used;
-                }
+                feed(
+                    &mut st.engine,
+                    now,
+                    &self.read_buf,
+                    &mut self.start,
+                    &mut self.end,
+                );
                 if self.eof {
                     st.engine.handle_eof(self.end - self.start);
                 }
                 if st.engine.is_closed() || !st.engine.wants_input() {
                     break;
                 }
-            }
-            if self.start == self.end {
-                self.start = 0;
-                self.end = 0;
             }
             match self.poll_read_in(conn, cx) {
                 Poll::Ready(Ok(())) => {}
@@ -309,16 +307,13 @@ where
                 if st.engine.is_closing() && st.close_started.is_none() {
                     st.close_started = Some(now); // a shutdown drained into a close
                 }
-                if self.end > self.start && st.engine.wants_input() {
-                    let used = st
-                        .engine
-                        .handle_input(now, &self.read_buf[self.start..self.end]);
-                    self.start += used;
-                    if self.start == self.end {
-                        self.start = 0;
-                        self.end = 0;
-                    }
-                }
+                feed(
+                    &mut st.engine,
+                    now,
+                    &self.read_buf,
+                    &mut self.start,
+                    &mut self.end,
+                );
                 // At the end of the input, once the engine took all it will: frames held
                 // back by a spent budget are delivered first (the reader's refund wakes us),
                 // and only a partial frame is left behind.
@@ -380,12 +375,13 @@ where
                 // What moved in this round counts first: input read just in time is a
                 // sign of life, and a connection that took bytes just in time is no write
                 // stall (a process paused past a timeout wakes to both at once).
-                if self.end > self.start && st.engine.wants_input() {
-                    let used = st
-                        .engine
-                        .handle_input(now, &self.read_buf[self.start..self.end]);
-                    self.start += used;
-                }
+                feed(
+                    &mut st.engine,
+                    now,
+                    &self.read_buf,
+                    &mut self.start,
+                    &mut self.end,
+                );
                 let wrote = std::mem::take(&mut conn.wrote);
                 st.engine
                     .handle_write_progress(now, wrote, !conn.out.is_empty());
@@ -399,6 +395,18 @@ where
         // Busy: let other tasks run, then continue.
         cx.waker().wake_by_ref();
         Poll::Pending
+    }
+}
+
+/// Hands the engine what it takes now of the unconsumed input `buf[start..end]`; an
+/// emptied buffer starts over at its front.
+fn feed(engine: &mut Engine, now: Instant, buf: &[u8], start: &mut usize, end: &mut usize) {
+    if *end > *start && engine.wants_input() {
+        *start += engine.handle_input(now, &buf[*start..*end]);
+        if *start == *end {
+            *start = 0;
+            *end = 0;
+        }
     }
 }
 
