@@ -22,6 +22,7 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 
+pub mod paired;
 pub mod report;
 pub mod systems;
 pub mod wan;

@@ -1,8 +1,10 @@
 //! The comparison's results: one [`Row`] per system, printed as tables with ratios to raw TCP
 //! and to Go smux, as JSON, as an SVG chart, and checked against the project's targets. With
 //! `compare --baseline`, smux-rs rows also carry a [`Base`], shown beside them as new/base
-//! and checked for [`regressions`].
+//! (paired round by round, with a confidence interval: [`Paired`]) and checked for
+//! [`regressions`].
 
+use crate::paired::Paired;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -140,6 +142,20 @@ pub struct Base {
     pub values: BTreeMap<&'static str, f64>,
     /// Why a metric has no value, by metric key.
     pub notes: BTreeMap<&'static str, String>,
+    /// The per-round new/base ratios of each figure both sides measured in the same rounds.
+    pub paired: BTreeMap<&'static str, Paired>,
+}
+
+impl Base {
+    /// new/base on `key`: the paired median ratio when the rounds gave one, else the ratio
+    /// of the two kept values; `None` without both (or with a base under 0.01).
+    pub fn ratio(&self, key: &str, new: Option<f64>) -> Option<(f64, Option<Paired>)> {
+        if let Some(p) = self.paired.get(key) {
+            return Some((p.ratio, Some(*p)));
+        }
+        let base = *self.values.get(key)?;
+        (base >= 0.01).then_some((new? / base, None))
+    }
 }
 
 impl Row {
@@ -217,7 +233,15 @@ pub fn table(rows: &[Row]) -> String {
             "  {:width$}  {:>10}  {:>10}  {:>10}",
             "system", "value", "vs raw TCP", "vs Go smux"
         );
-        let _ = writeln!(out, "{}", if ab { "        base    new/base" } else { "" });
+        let _ = writeln!(
+            out,
+            "{}",
+            if ab {
+                "        base    new/base  (paired over the rounds, 95% interval)"
+            } else {
+                ""
+            }
+        );
         for row in rows {
             let Some(&v) = row.values.get(m.key) else {
                 let why = row.notes.get(m.key).map_or("not run", String::as_str);
@@ -239,9 +263,12 @@ pub fn table(rows: &[Row]) -> String {
                 "{}",
                 row.base.as_ref().map_or(String::new(), |b| {
                     match b.values.get(m.key) {
-                        Some(&base) => {
-                            format!("  {:>10}  {:>10}", fmt_value(base), ratio(v, Some(base)))
-                        }
+                        Some(&base) => match b.ratio(m.key, Some(v)) {
+                            Some((r, Some(p))) => {
+                                format!("  {:>10}  {:>9.2}x  {}", fmt_value(base), r, p.interval())
+                            }
+                            _ => format!("  {:>10}  {:>10}", fmt_value(base), ratio(v, Some(base))),
+                        },
                         None => format!(
                             "  base: {}",
                             b.notes.get(m.key).map_or("not run", String::as_str)
@@ -388,13 +415,13 @@ pub fn tolerance(key: &str) -> Option<f64> {
     }
 }
 
-/// How much worse `new` is than `base` on `m`, as a fraction of `base`: 0.1 for a throughput
+/// How much worse a new/base `ratio` is on `m`, as a fraction of base: 0.1 for a throughput
 /// 10% lower or a latency 10% higher, negative for better.
-fn worse_by(m: &Metric, new: f64, base: f64) -> f64 {
+fn worse_by(m: &Metric, ratio: f64) -> f64 {
     if m.higher_is_better {
-        (base - new) / base
+        1.0 - ratio
     } else {
-        (new - base) / base
+        ratio - 1.0
     }
 }
 
@@ -409,24 +436,58 @@ pub struct Regression {
     pub new: f64,
     /// The baseline's value.
     pub base: f64,
+    /// new/base: the paired median ratio when there is one, else `new / base`.
+    pub ratio: f64,
+    /// The paired statistics it was judged on, if the rounds gave them.
+    pub paired: Option<Paired>,
     /// The tolerance it exceeds.
     pub tolerance: f64,
+}
+
+impl Regression {
+    /// Whether even the best end of the paired interval is beyond the tolerance: a
+    /// regression this machine's noise does not explain. Without paired figures, `false`.
+    pub fn beyond_doubt(&self) -> bool {
+        self.paired.is_some_and(|p| {
+            let best = if self.metric.higher_is_better {
+                p.high
+            } else {
+                p.low
+            };
+            worse_by(self.metric, best) > self.tolerance
+        })
+    }
 }
 
 impl std::fmt::Display for Regression {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{}: {} {} vs base {} {} ({:.2}x, {:.0}% worse, tolerance {:.0}%)",
+            "{}: {} {} vs base {} {} ({:.2}x, {:.0}% worse, tolerance {:.0}%",
             self.system,
             self.metric.title,
             fmt_value(self.new),
             fmt_value(self.base),
             self.metric.unit,
-            self.new / self.base,
-            worse_by(self.metric, self.new, self.base) * 100.0,
+            self.ratio,
+            worse_by(self.metric, self.ratio) * 100.0,
             self.tolerance * 100.0
-        )
+        )?;
+        match self.paired {
+            Some(p) => write!(
+                f,
+                "; paired over {} rounds, {:.0}% interval {}: {})",
+                p.rounds,
+                p.coverage * 100.0,
+                p.interval(),
+                if self.beyond_doubt() {
+                    "beyond doubt"
+                } else {
+                    "within this machine's noise"
+                }
+            ),
+            None => write!(f, ")"),
+        }
     }
 }
 
@@ -441,12 +502,17 @@ pub fn regressions(rows: &[Row]) -> Vec<Regression> {
             else {
                 continue;
             };
-            if base > 0.0 && worse_by(m, new, base) > t {
+            let Some((ratio, paired)) = b.ratio(m.key, Some(new)) else {
+                continue;
+            };
+            if worse_by(m, ratio) > t {
                 out.push(Regression {
                     system: row.name.clone(),
                     metric: m,
                     new,
                     base,
+                    ratio,
+                    paired,
                     tolerance: t,
                 });
             }
@@ -476,6 +542,13 @@ pub fn ab_summary(rows: &[Row]) -> String {
     };
     let found = regressions(rows);
     let rule = "throughput and p50 more than 5% worse, p99 and open+close more than 15% worse";
+    let doubtless = match found.iter().any(|r| r.paired.is_some()) {
+        true => format!(
+            " ({} beyond doubt)",
+            found.iter().filter(|r| r.beyond_doubt()).count()
+        ),
+        false => String::new(),
+    };
     let mut out = if found.is_empty() {
         format!(
             "A/B against the baseline: no regression in {compared} smux-rs figures{missing} \
@@ -483,8 +556,8 @@ pub fn ab_summary(rows: &[Row]) -> String {
         )
     } else {
         format!(
-            "A/B against the baseline: {} REGRESSIONS in {compared} smux-rs figures{missing} \
-             ({rule}):",
+            "A/B against the baseline: {} REGRESSIONS{doubtless} in \
+             {compared} smux-rs figures{missing} ({rule}):",
             found.len()
         )
     };
@@ -514,7 +587,19 @@ pub fn json(rows: &[Row], meta: Value) -> Value {
                     .filter(|(_, &base)| base >= 0.01)
                     .filter_map(|(&k, &base)| Some((k, r.values.get(k)? / base)))
                     .collect();
-                system["base"] = json!({"values": b.values, "notes": b.notes, "ratios": ratios});
+                let paired: BTreeMap<&str, Value> = b
+                    .paired
+                    .iter()
+                    .map(|(&k, p)| {
+                        (
+                            k,
+                            json!({"ratio": p.ratio, "low": p.low, "high": p.high,
+                                   "rounds": p.rounds, "coverage": p.coverage}),
+                        )
+                    })
+                    .collect();
+                system["base"] = json!({"values": b.values, "notes": b.notes,
+                                        "ratios": ratios, "paired": paired});
             }
             system
         })
@@ -537,7 +622,9 @@ pub fn json(rows: &[Row], meta: Value) -> Value {
                     "metric": r.metric.key,
                     "new": r.new,
                     "base": r.base,
-                    "ratio": r.new / r.base,
+                    "ratio": r.ratio,
+                    "paired": r.paired.is_some(),
+                    "beyond_doubt": r.beyond_doubt(),
                     "tolerance": r.tolerance,
                 })
             })
@@ -720,6 +807,56 @@ mod tests {
         let plain = vec![row("ours", Kind::Ours, Some(1), &[("bulk1", 1.0)])];
         assert!(!table(&plain).contains("new/base"));
         assert!(json(&plain, json!({})).get("ab").is_none());
+    }
+
+    /// With paired figures, the verdict follows the median of the per-round ratios, not the
+    /// ratio of the kept values, and says whether its interval clears the tolerance.
+    #[test]
+    fn paired_ratios_decide_and_say_how_sure_they_are() {
+        let mut ours = row(
+            "ours",
+            Kind::Ours,
+            Some(1),
+            &[("bulk1", 900.0), ("bulk16", 1000.0), ("rtt_p50", 60.0)],
+        );
+        let mut base = Base::default();
+        base.values
+            .extend([("bulk1", 1000.0), ("bulk16", 1000.0), ("rtt_p50", 50.0)]);
+        // bulk1: the kept values say 0.90x, but round by round the new side was level.
+        let level = (0..15).map(|i| (1.0 + 0.01 * (i % 3) as f64, 1.0));
+        base.paired.insert("bulk1", Paired::of(level).unwrap());
+        // bulk16: level kept values, but every round 20% behind: beyond doubt.
+        let behind = (0..15).map(|i| (0.8 * (100.0 + i as f64), 100.0 + i as f64));
+        base.paired.insert("bulk16", Paired::of(behind).unwrap());
+        // rtt_p50: 10% worse at the median, but the interval reaches back to level.
+        let noisy = [0.9, 0.95, 1.0, 1.02, 1.1, 1.1, 1.1, 1.1, 1.2, 1.3, 1.4];
+        let p = Paired::of(noisy.iter().map(|&r| (r, 1.0))).unwrap();
+        base.paired.insert("rtt_p50", p);
+        ours.base = Some(base);
+        let rows = vec![ours];
+        let found = regressions(&rows);
+        let keys: Vec<&str> = found.iter().map(|r| r.metric.key).collect();
+        assert_eq!(keys, ["bulk16", "rtt_p50"]);
+        assert!(found[0].beyond_doubt() && !found[1].beyond_doubt());
+        let s = ab_summary(&rows);
+        assert!(s.contains("2 REGRESSIONS (1 beyond doubt)"), "{s}");
+        assert!(
+            s.contains("paired over 15 rounds, 96% interval [0.80, 0.80]: beyond doubt"),
+            "{s}"
+        );
+        assert!(
+            s.contains("[0.95, 1.30]: within this machine's noise"),
+            "{s}"
+        );
+        let t = table(&rows);
+        let line = t
+            .lines()
+            .find(|l| l.starts_with("  ours") && l.contains("900"))
+            .unwrap();
+        assert!(line.contains("1.01x  [1.00, 1.02]"), "{line}");
+        let j = json(&rows, json!({}));
+        assert_eq!(j["systems"][0]["base"]["paired"]["bulk16"]["rounds"], 15);
+        assert_eq!(j["ab"]["regressions"][0]["beyond_doubt"], true);
     }
 
     /// A missing value shows its reason in the table and the chart, and a lost comparison is

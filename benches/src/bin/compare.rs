@@ -7,6 +7,7 @@
 //! this binary and once with PATH, through the hidden `one-shot` subcommand both of them
 //! have (see [`ONE_SHOT_PROTOCOL`]).
 
+use benches::paired::Paired;
 use benches::report::{self, Base, Kind, Row};
 use benches::systems::{self, Rt, Settings, System};
 use benches::wire;
@@ -60,11 +61,13 @@ struct Cli {
     /// In every round, each smux-rs system is measured once by this binary and once by PATH
     /// (in alternating order), each run with a fresh server and client of its own binary, so
     /// both sides get the same rounds and the same drift of the machine. The table then shows,
-    /// for every smux-rs row, the base value and new/base; compare.json gains the same; a
-    /// summary lists every throughput or p50 figure more than 5% worse than base and every p99
-    /// or open + close figure more than 15% worse (with --strict, any of them is an error).
-    /// Go and the other systems run once, as without the flag. One round (--quick) is too
-    /// noisy for a verdict: use the full 3 rounds or more (--rounds).
+    /// for every smux-rs row, the base value and new/base: the median of the rounds' own
+    /// new/base ratios, with a 95% interval for it; compare.json gains the same; a summary
+    /// lists every throughput or p50 figure more than 5% worse than base and every p99 or
+    /// open + close figure more than 15% worse, each marked beyond doubt when its whole
+    /// interval is (with --strict, any of them is an error). Go and the other systems run
+    /// once, as without the flag. One round (--quick) is too noisy for a verdict, and fewer
+    /// than 6 rounds give no 95% interval: use --rounds 15 or more.
     ///
     /// Build PATH from the base commit with:
     ///   git worktree add /tmp/base REV
@@ -1053,9 +1056,10 @@ fn measure_all(plans: &[Plan], sizes: &Sizes, rows: &mut [Row]) {
             sizes.runs,
             if sizes.runs == 1 { "" } else { "s" }
         );
-        // For every row, its own runs and its baseline's.
+        // For every row, its own runs and its baseline's, and the rounds where both ran.
         let mut runs: Vec<[Vec<Value>; 2]> = vec![Default::default(); rows.len()];
         let mut failed: Vec<[Option<String>; 2]> = vec![Default::default(); rows.len()];
+        let mut pairs: Vec<Vec<(Value, Value)>> = vec![Vec::new(); rows.len()];
         for round in 0..sizes.runs {
             for (i, plan) in plans.iter().enumerate() {
                 if !runnable[i] {
@@ -1066,15 +1070,22 @@ fn measure_all(plans: &[Plan], sizes: &Sizes, rows: &mut [Row]) {
                 if round % 2 == 1 {
                     sides.reverse();
                 }
+                let mut this_round: [Option<Value>; 2] = Default::default();
                 for (which, side) in sides {
                     let Some(side) = side else { continue };
                     if failed[i][which].is_some() {
                         continue;
                     }
                     match side.run(addr, &job) {
-                        Ok(v) => runs[i][which].push(v),
+                        Ok(v) => {
+                            this_round[which] = Some(v.clone());
+                            runs[i][which].push(v);
+                        }
                         Err(e) => failed[i][which] = Some(e),
                     }
+                }
+                if let [Some(own), Some(base)] = this_round {
+                    pairs[i].push((own, base));
                 }
             }
         }
@@ -1082,10 +1093,10 @@ fn measure_all(plans: &[Plan], sizes: &Sizes, rows: &mut [Row]) {
             let [own, base_runs] = std::mem::take(&mut runs[i]);
             let [own_failed, base_failed] = std::mem::take(&mut failed[i]);
             let shown = record(&job, own, own_failed, &mut row.values, &mut row.notes);
-            let base = row
-                .base
-                .as_mut()
-                .map(|b| record(&job, base_runs, base_failed, &mut b.values, &mut b.notes));
+            let base = row.base.as_mut().map(|b| {
+                record_paired(&job, &pairs[i], &mut b.paired);
+                record(&job, base_runs, base_failed, &mut b.values, &mut b.notes)
+            });
             let Some(shown) = shown else { continue };
             let base = match (base, &row.base) {
                 (Some(Some(b)), _) => format!("   base {}", b.join(" / ")),
@@ -1114,6 +1125,19 @@ fn measure_all(plans: &[Plan], sizes: &Sizes, rows: &mut [Row]) {
             line = format!("{line}   base {base}");
         }
         eprintln!("  {:<22} {line}", row.name);
+    }
+}
+
+/// Keeps, for each of the job's figures, the [`Paired`] statistics of the rounds in `pairs`
+/// (this binary's run and the baseline's, measured back to back).
+fn record_paired(job: &Job, pairs: &[(Value, Value)], paired: &mut BTreeMap<&'static str, Paired>) {
+    for (key, field) in &job.figures {
+        let values = pairs
+            .iter()
+            .filter_map(|(own, base)| Some((num(own, field).ok()?, num(base, field).ok()?)));
+        if let Some(p) = Paired::of(values) {
+            paired.insert(key, p);
+        }
     }
 }
 
