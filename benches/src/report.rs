@@ -71,6 +71,12 @@ pub const METRICS: &[Metric] = &[
         false,
     ),
     metric(
+        "hol_bulk",
+        "the bulk stream beside those round trips",
+        "MB/s",
+        true,
+    ),
+    metric(
         "open_close",
         "stream open + ping + close",
         "streams/s",
@@ -409,7 +415,7 @@ pub fn targets(rows: &[Row]) -> String {
 pub fn tolerance(key: &str) -> Option<f64> {
     match key {
         "bulk1" | "bulk16" | "bulk256" | "bulk8k1" | "bulk8k16" | "echo1" | "rtt_p50"
-        | "rtt_task_p50" | "hol_p50" => Some(0.05),
+        | "rtt_task_p50" | "hol_p50" | "hol_bulk" => Some(0.05),
         "rtt_p99" | "rtt_task_p99" | "hol_p99" | "open_close" => Some(0.15),
         _ => None,
     }
@@ -793,7 +799,7 @@ mod tests {
         assert_eq!(found, ["bulk1", "open_close"]);
         let s = ab_summary(&rows);
         assert!(
-            s.contains("2 REGRESSIONS in 5 smux-rs figures, 8 without both"),
+            s.contains("2 REGRESSIONS in 5 smux-rs figures, 9 without both"),
             "{s}"
         );
         assert!(
