@@ -301,13 +301,15 @@ pub async fn echo(
     }))
 }
 
-/// Round trips of small messages while one bulk stream saturates the same session.
+/// Round trips of small messages while one bulk stream saturates the same session, or, with
+/// `pace` (MB/s), moves at that rate at most.
 pub async fn rtt_bulk(
     opener: Arc<dyn Opener>,
     spawn: Spawn,
     count: usize,
     size: usize,
     write_size: usize,
+    pace: Option<f64>,
 ) -> io::Result<Value> {
     let stop = Arc::new(AtomicBool::new(false));
     let written = Arc::new(AtomicU64::new(0));
@@ -323,7 +325,18 @@ pub async fn rtt_bulk(
                 head[0] = BULK;
                 head[1..].copy_from_slice(&ENDLESS.to_le_bytes());
                 s.write_all(&head).await?;
+                let paced_from = Instant::now();
                 while !stop.load(Ordering::Relaxed) {
+                    if let Some(mbps) = pace {
+                        // The first MiB (the warm-up the round trips wait for) goes at once.
+                        let allowed =
+                            mbps * 1e6 * paced_from.elapsed().as_secs_f64() + (1u64 << 20) as f64;
+                        if written.load(Ordering::Relaxed) as f64 > allowed {
+                            // async-io's timer runs under any of the runtimes.
+                            smol::Timer::after(Duration::from_micros(200)).await;
+                            continue;
+                        }
+                    }
                     s.write_all(&data).await?;
                     let total = written.fetch_add(data.len() as u64, Ordering::Relaxed);
                     if total >= 1 << 20 {

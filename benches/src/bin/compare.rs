@@ -151,18 +151,26 @@ struct Load {
     size: usize,
     #[arg(long, default_value_t = 16)]
     concurrency: usize,
+    /// rtt-bulk only: hold the bulk stream to this many MB/s, so that two binaries' round
+    /// trips are judged behind the same queue (unpaced, the faster sender fills more of it).
+    #[arg(long, value_name = "MBPS")]
+    pace: Option<f64>,
 }
 
 impl Load {
     /// Every size argument, for a client of this load.
     fn args(&self) -> Vec<(&'static str, String)> {
-        vec![
+        let mut args = vec![
             ("streams", self.streams.to_string()),
             ("bytes", self.bytes.to_string()),
             ("count", self.count.to_string()),
             ("size", self.size.to_string()),
             ("concurrency", self.concurrency.to_string()),
-        ]
+        ];
+        if let Some(pace) = self.pace {
+            args.push(("pace", pace.to_string()));
+        }
+        args
     }
 }
 
@@ -271,6 +279,7 @@ fn run_peer(peer: Peer) -> Result<(), String> {
                 count,
                 size,
                 concurrency,
+                pace,
             } = load;
             let rt = Rt::for_system(common.system).map_err(|e| e.to_string())?;
             let opener = systems::connect(&rt, common.system, &common.settings(), connect)
@@ -284,7 +293,7 @@ fn run_peer(peer: Peer) -> Result<(), String> {
                     }
                     Workload::Rtt => wire::rtt(opener, count, size).await,
                     Workload::RttTask => wire::rtt_task(opener, spawn, count, size).await,
-                    Workload::RttBulk => wire::rtt_bulk(opener, spawn, count, size, ws).await,
+                    Workload::RttBulk => wire::rtt_bulk(opener, spawn, count, size, ws, pace).await,
                     Workload::Echo => wire::echo(opener, spawn, bytes, ws).await,
                     Workload::OpenClose => {
                         wire::open_close(opener, spawn, count, concurrency).await
