@@ -1154,6 +1154,25 @@ fn record_paired(job: &Job, pairs: &[(Value, Value)], paired: &mut BTreeMap<&'st
             paired.insert(key, p);
         }
     }
+    if job.figures[0].0 == "bulk1" {
+        for (i, key) in ["allocs_send", "allocs_recv"].into_iter().enumerate() {
+            let values = pairs.iter().filter_map(|(own, base)| {
+                let (own, base) = (allocs_per_frame(own)?, allocs_per_frame(base)?);
+                Some(([own.0, own.1][i], [base.0, base.1][i]))
+            });
+            if let Some(p) = Paired::of(values) {
+                paired.insert(key, p);
+            }
+        }
+    }
+}
+
+/// A bulk run's allocations per frame, sender and receiver.
+fn allocs_per_frame(run: &Value) -> Option<(f64, f64)> {
+    let frames = num(run, "bytes").ok()? / FRAME as f64;
+    let client = num(run, "client_allocs").ok()?;
+    let server = num(run, "server_allocs").ok()?;
+    Some((client / frames, server / frames))
 }
 
 /// Keeps the median of `runs` (ranked by the job's first figure) as the job's figures in
@@ -1190,14 +1209,9 @@ fn record(
         }
     }
     if rank_key == "bulk1" {
-        let frames = |bytes: f64| bytes / FRAME as f64;
-        if let (Ok(bytes), Ok(c), Ok(s)) = (
-            num(median, "bytes"),
-            num(median, "client_allocs"),
-            num(median, "server_allocs"),
-        ) {
-            values.insert("allocs_send", c / frames(bytes));
-            values.insert("allocs_recv", s / frames(bytes));
+        if let Some((send, recv)) = allocs_per_frame(median) {
+            values.insert("allocs_send", send);
+            values.insert("allocs_recv", recv);
         }
     }
     Some(shown)
