@@ -7,6 +7,7 @@ use crate::error::CloseReason;
 use crate::proto::{Engine, Event, StreamId};
 use crate::runtime::Runtime;
 use crate::sync::{Mutex, MutexGuard};
+use smallvec::SmallVec;
 use std::collections::HashMap;
 use std::fmt;
 use std::ops::{Deref, DerefMut};
@@ -62,7 +63,7 @@ impl Shared {
         };
         let mut locked = Locked {
             state,
-            wakes: Wakes(Vec::new()),
+            wakes: Wakes(SmallVec::new()),
         };
         if poisoned && !locked.engine.is_closed() {
             locked.engine.abort(CloseReason::Poisoned);
@@ -82,8 +83,9 @@ pub(crate) struct Locked<'a> {
     wakes: Wakes,
 }
 
-/// Wakers woken when dropped.
-struct Wakes(Vec<Waker>);
+/// Wakers woken when dropped. Inline up to four: a handle's lock usually wakes one or two,
+/// and one allocation per wake-up was one every few frames of a bulk stream.
+struct Wakes(SmallVec<[Waker; 4]>);
 
 impl Drop for Wakes {
     fn drop(&mut self) {
@@ -162,7 +164,7 @@ pub(super) fn store_in(list: &mut Vec<Waker>, waker: &Waker) {
 
 impl State {
     /// Moves the engine's readiness changes into wakers to wake once the lock is released.
-    pub(super) fn collect_wakes(&mut self, out: &mut Vec<Waker>) {
+    pub(super) fn collect_wakes(&mut self, out: &mut impl Extend<Waker>) {
         while let Some(event) = self.engine.poll_event() {
             match event {
                 Event::Stream {
@@ -179,18 +181,18 @@ impl State {
                         }
                     }
                 }
-                Event::Incoming => out.append(&mut self.accept_wakers),
+                Event::Incoming => out.extend(self.accept_wakers.drain(..)),
                 Event::Closed => self.wake_all(out),
             }
         }
     }
 
-    pub(super) fn wake_all(&mut self, out: &mut Vec<Waker>) {
+    pub(super) fn wake_all(&mut self, out: &mut impl Extend<Waker>) {
         for slot in self.slots.values_mut() {
             out.extend(slot.read.take());
             out.extend(slot.write.take());
         }
-        out.append(&mut self.accept_wakers);
+        out.extend(self.accept_wakers.drain(..));
     }
 
     /// Registers a new stream's two halves.
