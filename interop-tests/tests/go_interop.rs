@@ -5,8 +5,9 @@
 
 use interop_tests::process::{ok, Server};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 const SMUX_ECHO: &str = env!("CARGO_BIN_EXE_smux-echo");
 const GO_VERSIONS: [&str; 2] = ["1.5.58", "1.5.16"];
@@ -585,5 +586,72 @@ fn v2_slow_reader_stalls_only_its_stream() {
         );
         let stdout = ok(&out, &format!("go {go_version} stall-one"));
         assert!(stdout.contains("stall-one ok"), "{stdout}");
+    }
+}
+
+/// Like [`go_client`], but killed after `limit`: for a test whose failure is a Go writer
+/// that waits forever.
+fn go_client_within(bin: &Path, addr: &str, args: &[&str], limit: Duration) -> Output {
+    let mut child = Command::new(bin)
+        .args(["client", "-connect", addr])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + limit;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "go client still running after {limit:?}: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// A stream whose read half we dropped, while its write half lives on, keeps taking what a
+/// Go writer sends: discarded, not held against the session's budget (version 1) and with
+/// its window granted (version 2), so Go's writes all complete. 4 streams of 8 MB are
+/// 32 times a v2 stream window and 8 times the 4 MiB session budget. Before 2d024f6 the
+/// v2 case failed here (Go's writers waited forever for window; v1 got through).
+#[test]
+fn go_writing_to_a_dropped_read_half_never_stalls() {
+    const STREAMS: u64 = 4;
+    const BYTES: u64 = 8_000_000;
+    for go_version in GO_VERSIONS {
+        let Some(go) = go_bin(go_version) else { return };
+        for v in ["1", "2"] {
+            let server = rust_server(&["--version", v, "--drop-read-half", "300"]);
+            let what = format!("go {go_version} v{v} writing to dropped read halves");
+            let (streams, bytes) = (STREAMS.to_string(), BYTES.to_string());
+            let out = go_client_within(
+                &go,
+                &server.addr,
+                &[
+                    "-version",
+                    v,
+                    "-streams",
+                    &streams,
+                    "-bytes",
+                    &bytes,
+                    "-send-only",
+                    // v1.5.16 has no CloseWrite: it closes each stream and then waits
+                    // for us to close the connection, or this long.
+                    "-linger-ms",
+                    "500",
+                ],
+                Duration::from_secs(60),
+            );
+            ok(&out, &what);
+            let stderr = server.stop_after("session with");
+            let want = format!("discarded {} bytes", STREAMS * BYTES);
+            assert!(stderr.contains(&want), "{what}: {stderr}");
+        }
     }
 }

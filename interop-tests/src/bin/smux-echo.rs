@@ -39,6 +39,11 @@ enum Command {
         /// `sink sid=N bytes=B seconds=S MB/s=X` on stdout for each, and close it.
         #[arg(long)]
         sink: bool,
+        /// Instead of echoing, drop each stream's read half at once (what arrives on it is
+        /// discarded), keep its write half MS milliseconds, then half-close it; when the
+        /// session ends, print `session with ADDR discarded B bytes` on stderr.
+        #[arg(long, value_name = "MS", conflicts_with = "sink")]
+        drop_read_half: Option<u64>,
         #[command(flatten)]
         common: Common,
     },
@@ -208,8 +213,16 @@ fn main() -> ExitCode {
             listen,
             open,
             sink,
+            drop_read_half,
             common,
-        } => server(listen, open, sink, common),
+        } => {
+            let serve = match (sink, drop_read_half) {
+                (true, _) => Serve::Sink,
+                (false, Some(ms)) => Serve::DropReadHalf(Duration::from_millis(ms)),
+                (false, None) => Serve::Echo,
+            };
+            server(listen, open, serve, common)
+        }
         Command::Client {
             connect,
             streams,
@@ -236,10 +249,19 @@ fn main() -> ExitCode {
     }
 }
 
+/// What a server does with each stream the client opens.
+#[derive(Debug, Clone, Copy)]
+enum Serve {
+    Echo,
+    Sink,
+    /// Drop the read half, hold the write half this long, then half-close it.
+    DropReadHalf(Duration),
+}
+
 fn server(
     listen: SocketAddr,
     open: Option<usize>,
-    sink: bool,
+    serve: Serve,
     common: Common,
 ) -> Result<(), String> {
     let config = common.config()?;
@@ -263,7 +285,7 @@ fn server(
             session.clone(),
             Some(peer),
             runtime.clone(),
-            sink,
+            serve,
         )));
         if let Some(n) = open {
             let rt2 = runtime.clone();
@@ -277,21 +299,27 @@ fn server(
     }
 }
 
-/// Echoes (or, with `sink`, drains) every stream of a session until it ends; a session
-/// that ended badly is reported if `peer` is given (the client reports its session's end
-/// in its own summary instead).
+/// Serves every stream of a session as `serve` says until the session ends; a session that
+/// ended badly is reported if `peer` is given (the client reports its session's end in its
+/// own summary instead).
 async fn serve_session(
     session: Session,
     peer: Option<SocketAddr>,
     rt: Arc<dyn Runtime>,
-    sink: bool,
+    serve: Serve,
 ) {
     while let Ok(Some(stream)) = session.accept_stream().await {
-        if sink {
-            rt.spawn(Box::pin(drain(stream)));
-        } else {
-            rt.spawn(Box::pin(echo(stream)));
+        match serve {
+            Serve::Echo => rt.spawn(Box::pin(echo(stream))),
+            Serve::Sink => rt.spawn(Box::pin(drain(stream))),
+            Serve::DropReadHalf(hold) => {
+                rt.spawn(Box::pin(write_half_only(stream, hold, rt.clone())));
+            }
         }
+    }
+    if let (Serve::DropReadHalf(_), Some(peer)) = (serve, peer) {
+        let bytes = session.stats().discarded_bytes;
+        eprintln!("session with {peer} discarded {bytes} bytes");
     }
     match (session.close_reason(), peer) {
         (Some(CloseReason::PeerClosed | CloseReason::Local) | None, _) | (_, None) => {}
@@ -321,6 +349,15 @@ async fn drain(mut stream: Stream) {
         Err(e) => eprintln!("sink sid={sid}: read failed after {bytes} bytes: {e}"),
     }
     let _ = stream.close().await;
+}
+
+/// Drops the stream's read half, holds its write half for `hold`, then half-closes it.
+async fn write_half_only(stream: Stream, hold: Duration, rt: Arc<dyn Runtime>) {
+    let (read, mut write) = stream.into_split();
+    drop(read);
+    let mut timer = rt.timer(rt.now() + hold);
+    std::future::poll_fn(|cx| timer.as_mut().poll_expired(cx)).await;
+    let _ = write.close().await;
 }
 
 /// Writes back what arrives; finishes after the echo once the peer half-closes.
@@ -450,7 +487,7 @@ fn client(
             session.clone(),
             None,
             runtime.clone(),
-            false,
+            Serve::Echo,
         )));
         let start = Instant::now();
         let mut tasks = Vec::new();
