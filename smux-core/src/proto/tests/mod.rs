@@ -5,6 +5,7 @@ mod hostile;
 mod keepalive;
 mod pair;
 mod props;
+mod send;
 mod session;
 mod tuning;
 
