@@ -1288,7 +1288,7 @@ mod tests {
         ] {
             assert!(names.contains(&want), "{want} missing from {names:?}");
         }
-        assert_eq!(METRICS.len(), 17);
+        assert_eq!(METRICS.len(), 18);
     }
 
     /// What the runner sends a baseline's `one-shot run` is what `one-shot run` takes, for
