@@ -25,7 +25,7 @@ pub struct Paired {
 }
 
 /// The coverage the interval aims for.
-const CONFIDENCE: f64 = 0.95;
+pub const CONFIDENCE: f64 = 0.95;
 
 impl Paired {
     /// The paired statistics of `(new, base)` values, one pair per round; `None` if no pair
@@ -56,9 +56,18 @@ impl Paired {
         })
     }
 
-    /// The interval as text, `[0.91, 1.03]`.
+    /// Whether the interval reaches [`CONFIDENCE`]: from 6 rounds on.
+    pub fn confident(&self) -> bool {
+        self.coverage >= CONFIDENCE
+    }
+
+    /// The interval as text, `[0.91, 1.03]`, or why there is none.
     pub fn interval(&self) -> String {
-        format!("[{:.2}, {:.2}]", self.low, self.high)
+        if self.confident() {
+            format!("[{:.2}, {:.2}]", self.low, self.high)
+        } else {
+            format!("(no interval from {} rounds)", self.rounds)
+        }
     }
 }
 
@@ -129,6 +138,10 @@ mod tests {
         // 11 values: k = 2 (coverage 98.8%), so the 2nd smallest and 2nd largest.
         assert_eq!((p.low, p.high), (0.85, 1.2));
         assert_eq!(p.interval(), "[0.85, 1.20]");
+        // Too few rounds for a 95% interval: none is claimed.
+        let few = Paired::of([(0.8, 1.0), (0.7, 1.0), (0.9, 1.0)]).unwrap();
+        assert!(!few.confident());
+        assert_eq!(few.interval(), "(no interval from 3 rounds)");
         assert!(Paired::of([(1.0, 0.0)]).is_none());
         let even = Paired::of([(1.0, 1.0), (2.0, 1.0)]).unwrap();
         assert_eq!(even.ratio, 1.5);

@@ -154,7 +154,7 @@ pub struct Base {
 
 impl Base {
     /// new/base on `key`: the paired median ratio when the rounds gave one, else the ratio
-    /// of the two kept values; `None` without both (or with a base under 0.01).
+    /// of the two kept values (`None` without both, or with a kept base under 0.01).
     pub fn ratio(&self, key: &str, new: Option<f64>) -> Option<(f64, Option<Paired>)> {
         if let Some(p) = self.paired.get(key) {
             return Some((p.ratio, Some(*p)));
@@ -243,7 +243,7 @@ pub fn table(rows: &[Row]) -> String {
             out,
             "{}",
             if ab {
-                "        base    new/base  (paired over the rounds, 95% interval)"
+                "        base    new/base  (the median of each round's own ratio, 95% interval)"
             } else {
                 ""
             }
@@ -451,10 +451,11 @@ pub struct Regression {
 }
 
 impl Regression {
-    /// Whether even the best end of the paired interval is beyond the tolerance: a
-    /// regression this machine's noise does not explain. Without paired figures, `false`.
+    /// Whether even the best end of the paired 95% interval is beyond the tolerance: a
+    /// regression this machine's noise does not explain. Without paired figures, or with
+    /// too few rounds for such an interval, `false`.
     pub fn beyond_doubt(&self) -> bool {
-        self.paired.is_some_and(|p| {
+        self.paired.filter(Paired::confident).is_some_and(|p| {
             let best = if self.metric.higher_is_better {
                 p.high
             } else {
@@ -469,12 +470,13 @@ impl std::fmt::Display for Regression {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{}: {} {} vs base {} {} ({:.2}x, {:.0}% worse, tolerance {:.0}%",
+            "{}: {} {} vs base {} {} ({}{:.2}x, {:.0}% worse, tolerance {:.0}%",
             self.system,
             self.metric.title,
             fmt_value(self.new),
             fmt_value(self.base),
             self.metric.unit,
+            if self.paired.is_some() { "paired " } else { "" },
             self.ratio,
             worse_by(self.metric, self.ratio) * 100.0,
             self.tolerance * 100.0
@@ -482,14 +484,13 @@ impl std::fmt::Display for Regression {
         match self.paired {
             Some(p) => write!(
                 f,
-                "; paired over {} rounds, {:.0}% interval {}: {})",
+                "; over {} rounds, interval {}: {})",
                 p.rounds,
-                p.coverage * 100.0,
                 p.interval(),
                 if self.beyond_doubt() {
                     "beyond doubt"
                 } else {
-                    "within this machine's noise"
+                    "not beyond doubt"
                 }
             ),
             None => write!(f, ")"),
@@ -573,8 +574,9 @@ pub fn ab_summary(rows: &[Row]) -> String {
     out
 }
 
-/// Everything as JSON; with baselines, each A/B row's `base` (values, notes and new/base
-/// ratios) and an `ab` section with the tolerances and the regressions.
+/// Everything as JSON; with baselines, each A/B row's `base` (values, notes, the ratios of
+/// the kept values, and the paired figures) and an `ab` section with the tolerances and the
+/// regressions (judged on the paired ratio where there is one).
 pub fn json(rows: &[Row], meta: Value) -> Value {
     let systems: Vec<Value> = rows
         .iter()
@@ -846,13 +848,22 @@ mod tests {
         assert!(found[0].beyond_doubt() && !found[1].beyond_doubt());
         let s = ab_summary(&rows);
         assert!(s.contains("2 REGRESSIONS (1 beyond doubt)"), "{s}");
+        assert!(s.contains("(paired 0.80x, 20% worse"), "{s}");
         assert!(
-            s.contains("paired over 15 rounds, 96% interval [0.80, 0.80]: beyond doubt"),
+            s.contains("over 15 rounds, interval [0.80, 0.80]: beyond doubt"),
             "{s}"
         );
+        assert!(s.contains("[0.95, 1.30]: not beyond doubt"), "{s}");
+        // Three rounds are too few for a 95% interval: never beyond doubt.
+        let mut few = rows.clone();
+        let three = Paired::of([(0.5, 1.0), (0.5, 1.0), (0.5, 1.0)]).unwrap();
+        few[0].base.as_mut().unwrap().paired.insert("bulk16", three);
+        let found = regressions(&few);
+        assert!(!found[0].beyond_doubt());
         assert!(
-            s.contains("[0.95, 1.30]: within this machine's noise"),
-            "{s}"
+            ab_summary(&few).contains("interval (no interval from 3 rounds): not beyond doubt"),
+            "{}",
+            ab_summary(&few)
         );
         let t = table(&rows);
         let line = t

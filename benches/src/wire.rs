@@ -325,13 +325,20 @@ pub async fn rtt_bulk(
                 head[0] = BULK;
                 head[1..].copy_from_slice(&ENDLESS.to_le_bytes());
                 s.write_all(&head).await?;
-                let paced_from = Instant::now();
+                // Paced: the bytes allowed so far, topped up as time passes. The first MiB
+                // (the warm-up the round trips wait for) goes at once, and a sender held up
+                // by the session banks at most one more MiB, so the rate holds over every
+                // stretch, not only on average since the start.
+                let mut allowed = (1u64 << 20) as f64;
+                let mut topped_up = Instant::now();
                 while !stop.load(Ordering::Relaxed) {
                     if let Some(mbps) = pace {
-                        // The first MiB (the warm-up the round trips wait for) goes at once.
-                        let allowed =
-                            mbps * 1e6 * paced_from.elapsed().as_secs_f64() + (1u64 << 20) as f64;
-                        if written.load(Ordering::Relaxed) as f64 > allowed {
+                        let now = Instant::now();
+                        let sent = written.load(Ordering::Relaxed) as f64;
+                        allowed += mbps * 1e6 * (now - topped_up).as_secs_f64();
+                        allowed = allowed.min(sent + (1u64 << 20) as f64);
+                        topped_up = now;
+                        if sent >= allowed {
                             // async-io's timer runs under any of the runtimes.
                             smol::Timer::after(Duration::from_micros(200)).await;
                             continue;

@@ -153,8 +153,16 @@ struct Load {
     concurrency: usize,
     /// rtt-bulk only: hold the bulk stream to this many MB/s, so that two binaries' round
     /// trips are judged behind the same queue (unpaced, the faster sender fills more of it).
-    #[arg(long, value_name = "MBPS")]
+    #[arg(long, value_name = "MBPS", value_parser = positive_rate)]
     pace: Option<f64>,
+}
+
+/// A rate for `--pace`: a finite number of MB/s above zero.
+fn positive_rate(arg: &str) -> Result<f64, String> {
+    match arg.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        _ => Err(format!("{arg:?} is not a rate in MB/s above 0")),
+    }
 }
 
 impl Load {

@@ -41,7 +41,7 @@ enum Command {
         sink: bool,
         /// Instead of echoing, drop each stream's read half at once (what arrives on it is
         /// discarded), keep its write half MS milliseconds, then half-close it; when the
-        /// session ends, print `session with ADDR discarded B bytes` on stderr.
+        /// session ends, print `discarded B bytes in the session with ADDR` on stderr.
         #[arg(long, value_name = "MS", conflicts_with = "sink")]
         drop_read_half: Option<u64>,
         #[command(flatten)]
@@ -317,13 +317,14 @@ async fn serve_session(
             }
         }
     }
-    if let (Serve::DropReadHalf(_), Some(peer)) = (serve, peer) {
-        let bytes = session.stats().discarded_bytes;
-        eprintln!("session with {peer} discarded {bytes} bytes");
-    }
     match (session.close_reason(), peer) {
         (Some(CloseReason::PeerClosed | CloseReason::Local) | None, _) | (_, None) => {}
         (Some(reason), Some(peer)) => eprintln!("session with {peer} ended: {reason}"),
+    }
+    // After the line above, so that a reader that waits for this one has both.
+    if let (Serve::DropReadHalf(_), Some(peer)) = (serve, peer) {
+        let bytes = session.stats().discarded_bytes;
+        eprintln!("discarded {bytes} bytes in the session with {peer}");
     }
 }
 
