@@ -427,12 +427,7 @@ fn a_dropped_stream_keeps_granting_window_until_the_peers_fin() {
     pair.drive();
     assert!(pair.client.at_eof(c), "the server's FIN arrived");
     let data = Rng::new(9).bytes(8 << 20);
-    let mut sent = 0;
-    pair.drive_app(|p| {
-        let n = p.client.write_some(c, &data[sent..]);
-        sent += n;
-        n > 0
-    });
+    let sent = pair.client_writes(c, &data);
     assert_eq!(sent, data.len(), "the writer got window for every byte");
     pair.client.engine.finish(c).unwrap();
     pair.drive();
@@ -467,12 +462,7 @@ fn a_stream_nobody_reads_holds_no_budget_and_stalls_nothing() {
         assert_eq!(pair.server.engine.stats().buffered_in, 0, "v{version}");
         // Far more than the budget on the stream nobody reads...
         let data = Rng::new(5).bytes(4 << 20);
-        let mut sent = 0;
-        pair.drive_app(|p| {
-            let n = p.client.write_some(ca, &data[sent..]);
-            sent += n;
-            n > 0
-        });
+        let sent = pair.client_writes(ca, &data);
         assert_eq!(
             sent,
             data.len(),

@@ -87,12 +87,7 @@ fn slow_local_reader_is_not_dropped() {
     let s = pair.server.accept().unwrap();
     // The client fills the server's budget; the server's application does not read.
     let data = vec![1u8; 200_000];
-    let mut sent = 0;
-    pair.drive_app(|p| {
-        let w = p.client.write_some(c, &data[sent..]);
-        sent += w;
-        w > 0
-    });
+    let mut sent = pair.client_writes(c, &data);
     assert!(!pair.server.engine.wants_input());
     // Long past the timeout: the server is not reading its connection, so it does not
     // count the client's silence against it.

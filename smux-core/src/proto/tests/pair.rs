@@ -175,6 +175,18 @@ impl Pair {
 
     /// Steps, calling `app` after each step, until neither moves anything. `app` returns
     /// whether it made progress.
+    /// Drives the pair while the client writes `data` on `c` for as long as any of it is
+    /// taken; returns how many bytes were.
+    pub(crate) fn client_writes(&mut self, c: StreamId, data: &[u8]) -> usize {
+        let mut sent = 0;
+        self.drive_app(|p| {
+            let n = p.client.write_some(c, &data[sent..]);
+            sent += n;
+            n > 0
+        });
+        sent
+    }
+
     pub(crate) fn drive_app(&mut self, mut app: impl FnMut(&mut Pair) -> bool) {
         let start = self.steps;
         loop {

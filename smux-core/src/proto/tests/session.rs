@@ -335,12 +335,7 @@ fn close_gives_up_at_the_close_timeout() {
     let s = pair.server.accept().unwrap();
     // The server never reads: the client's window closes and its data cannot drain.
     let data = vec![0u8; 600_000];
-    let mut sent = 0;
-    pair.drive_app(|p| {
-        let w = p.client.write_some(c, &data[sent..]);
-        sent += w;
-        w > 0
-    });
+    pair.client_writes(c, &data);
     assert!(pair.client.engine.stats().buffered_out > 0);
     let start = pair.now;
     pair.client.engine.close(start);
