@@ -68,12 +68,9 @@ fn rust_client(addr: &str, args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// Runs `go-peer client`; one that is still running after 5 minutes fails the test.
 fn go_client(bin: &Path, addr: &str, args: &[&str]) -> Output {
-    Command::new(bin)
-        .args(["client", "-connect", addr])
-        .args(args)
-        .output()
-        .unwrap()
+    go_client_within(bin, addr, args, Duration::from_secs(300))
 }
 
 /// Go client -> Rust server: 1000 parallel streams, then 64 MiB in random 1 B..1 MiB
@@ -589,8 +586,8 @@ fn v2_slow_reader_stalls_only_its_stream() {
     }
 }
 
-/// Like [`go_client`], but killed after `limit`: for a test whose failure is a Go writer
-/// that waits forever.
+/// Runs `go-peer client`, killed after `limit` with a failure that shows what it printed: a
+/// Go writer that waits forever fails the test instead of hanging it.
 fn go_client_within(bin: &Path, addr: &str, args: &[&str], limit: Duration) -> Output {
     let mut child = Command::new(bin)
         .args(["client", "-connect", addr])

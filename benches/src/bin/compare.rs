@@ -1163,12 +1163,17 @@ fn record_paired(job: &Job, pairs: &[(Value, Value)], paired: &mut BTreeMap<&'st
         }
     }
     if job.figures[0].0 == "bulk1" {
-        for (i, key) in ["allocs_send", "allocs_recv"].into_iter().enumerate() {
-            let values = pairs.iter().filter_map(|(own, base)| {
-                let (own, base) = (allocs_per_frame(own)?, allocs_per_frame(base)?);
-                Some(([own.0, own.1][i], [base.0, base.1][i]))
-            });
-            if let Some(p) = Paired::of(values) {
+        let per_frame: Vec<_> = pairs
+            .iter()
+            .filter_map(|(own, base)| Some((allocs_per_frame(own)?, allocs_per_frame(base)?)))
+            .collect();
+        let sender = per_frame.iter().map(|(own, base)| (own.0, base.0));
+        let receiver = per_frame.iter().map(|(own, base)| (own.1, base.1));
+        for (key, p) in [
+            ("allocs_send", Paired::of(sender)),
+            ("allocs_recv", Paired::of(receiver)),
+        ] {
+            if let Some(p) = p {
                 paired.insert(key, p);
             }
         }
